@@ -1,0 +1,5 @@
+pub mod error;
+pub mod eval;
+pub mod features;
+pub mod model;
+pub mod tokenize;

@@ -1,0 +1,367 @@
+//! Durable pull consumers with explicit acks, applied in batches.
+//!
+//! Up to `batch` ready messages are applied in one transaction (one inbox row each) and acked
+//! only after it commits. If any message fails, the batch is rolled back and every message is
+//! retried alone, so one bad message never holds back the others. A message whose handler
+//! fails is redelivered with exponential backoff; after the last attempt it goes to
+//! `redress.dlq.v1.<service>` with its subject, headers, payload and the reason, and only then
+//! is it acked. When the database itself is down nothing is dead-lettered: messages wait.
+//!
+//! Several replicas share one durable consumer, so the work spreads across them.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{
+        AckKind, Message,
+        consumer::{AckPolicy, DeliverPolicy, pull},
+    },
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use prost::Message as _;
+use redress_proto::events::v1::Event;
+use sqlx::PgConnection;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::{
+    bus::{Bus, BusError, Outgoing, StreamSpec, dlq_subject, headers},
+    config::ConsumerTuning,
+    db::Database,
+    inbox, telemetry,
+};
+
+/// What a consumer reads and how it stays idempotent.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// The service name, used for the dead-letter subject.
+    pub service: String,
+    /// The durable consumer's name, shared by every replica.
+    pub durable: String,
+    pub stream: StreamSpec,
+    /// Contract subject filter, e.g. `redress.complaint.v1.received`.
+    pub filter_subject: String,
+    /// Record each message id in the inbox, in the same transaction as its effect.
+    /// Off only for handlers that are idempotent by their own keys.
+    pub inbox: bool,
+    pub tuning: ConsumerTuning,
+}
+
+/// One message as a handler sees it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The contract subject (namespace removed).
+    pub subject: String,
+    pub headers: HeaderMap,
+    pub payload: Bytes,
+    /// 1 on the first delivery.
+    pub attempt: u64,
+    pub stream_sequence: u64,
+}
+
+impl Delivery {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.as_str())
+    }
+
+    /// The idempotency key: `Nats-Msg-Id`, else the stream sequence.
+    pub fn message_id(&self) -> String {
+        self.header(headers::MSG_ID)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("seq:{}", self.stream_sequence))
+    }
+
+    /// Decodes the body as an event envelope.
+    pub fn event(&self) -> Result<Event, HandleError> {
+        Event::decode(self.payload.as_ref())
+            .map_err(|e| HandleError::Permanent(format!("not a redress.events.v1.Event: {e}")))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Worth retrying (a conflict, a dependency that may come back).
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying cannot help (a malformed message): dead-letter at once.
+    #[error("{0}")]
+    Permanent(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Applies one message inside the consumer's transaction.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        conn: &mut PgConnection,
+        delivery: &Delivery,
+    ) -> impl Future<Output = Result<(), HandleError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
+/// Runs the consumer until `shutdown`; in-flight batches finish first.
+pub async fn run<H: Handler>(
+    bus: Bus,
+    db: Database,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+    shutdown: CancellationToken,
+) -> Result<(), ConsumerError> {
+    let consumer = declare(&bus, &spec).await?;
+    let worker = Worker {
+        bus,
+        db,
+        spec,
+        handler,
+    };
+    while !shutdown.is_cancelled() {
+        let messages = consumer
+            .stream()
+            .max_messages_per_batch(worker.spec.tuning.batch * 2)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await;
+        let mut chunks = match messages {
+            Ok(messages) => messages.ready_chunks(worker.spec.tuning.batch),
+            Err(error) => {
+                tracing::warn!(%error, durable = %worker.spec.durable, "pull failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let chunk = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                chunk = chunks.next() => chunk,
+            };
+            let Some(chunk) = chunk else { break };
+            let mut messages = Vec::with_capacity(chunk.len());
+            for item in chunk {
+                match item {
+                    Ok(message) => messages.push(message),
+                    Err(error) => tracing::debug!(%error, "pull stream notice"),
+                }
+            }
+            if !messages.is_empty() {
+                worker.process(messages).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the durable consumer or brings its configuration up to date.
+pub async fn declare(bus: &Bus, spec: &ConsumerSpec) -> Result<async_nats::jetstream::consumer::PullConsumer, BusError> {
+    let stream = bus.ensure_stream(&spec.stream).await?;
+    let config = pull::Config {
+        durable_name: Some(spec.durable.clone()),
+        ack_policy: AckPolicy::Explicit,
+        deliver_policy: DeliverPolicy::All,
+        ack_wait: spec.tuning.ack_wait,
+        // The server never gives up on a message by itself: dead-lettering is ours to decide,
+        // so a crash loop cannot drop anything silently.
+        max_deliver: -1,
+        max_ack_pending: (spec.tuning.batch as i64 * 20).max(1000),
+        filter_subject: bus.subject(&spec.filter_subject),
+        ..Default::default()
+    };
+    let error = |e: String| BusError::Consumer {
+        consumer: spec.durable.clone(),
+        reason: e,
+    };
+    match stream.create_consumer(config.clone()).await {
+        Ok(consumer) => Ok(consumer),
+        Err(_) => stream
+            .update_consumer(config)
+            .await
+            .map_err(|e| error(e.to_string())),
+    }
+}
+
+struct Worker<H> {
+    bus: Bus,
+    db: Database,
+    spec: ConsumerSpec,
+    handler: Arc<H>,
+}
+
+enum Outcome {
+    Applied,
+    Failed(HandleError),
+    /// The database could not be reached: retry without counting it against the message.
+    Unavailable(sqlx::Error),
+}
+
+impl<H: Handler> Worker<H> {
+    async fn process(&self, messages: Vec<Message>) {
+        let deliveries: Vec<Delivery> = messages.iter().map(|m| self.delivery(m)).collect();
+        let span = tracing::info_span!("consume", durable = %self.spec.durable, batch = deliveries.len());
+        if let Some(first) = deliveries.first() {
+            span.set_parent(telemetry::extract_nats(Some(&first.headers))).ok();
+        }
+        let started = std::time::Instant::now();
+        let batch_applied = self.apply_all(&deliveries).instrument(span.clone()).await;
+        if batch_applied.is_ok() {
+            for message in &messages {
+                self.ack(message, AckKind::Ack, "ok").await;
+            }
+        } else {
+            for (message, delivery) in messages.iter().zip(&deliveries) {
+                let outcome = self.apply_one(delivery).instrument(span.clone()).await;
+                self.settle(message, delivery, outcome).await;
+            }
+        }
+        metrics::histogram!("redress_handler_duration_seconds", "consumer" => self.spec.durable.clone())
+            .record(started.elapsed().as_secs_f64() / deliveries.len().max(1) as f64);
+    }
+
+    fn delivery(&self, message: &Message) -> Delivery {
+        let (attempt, stream_sequence) = message
+            .info()
+            .map(|i| (i.delivered.max(1) as u64, i.stream_sequence))
+            .unwrap_or((1, 0));
+        Delivery {
+            subject: self.bus.contract_subject(message.subject.as_str()).to_owned(),
+            headers: message.headers.clone().unwrap_or_default(),
+            payload: message.payload.clone(),
+            attempt,
+            stream_sequence,
+        }
+    }
+
+    /// The fast path: every message in one transaction.
+    async fn apply_all(&self, deliveries: &[Delivery]) -> Result<(), ()> {
+        let mut tx = self.db.pool().begin().await.map_err(|_| ())?;
+        for delivery in deliveries {
+            if self.apply(&mut tx, delivery).await.is_err() {
+                return Err(());
+            }
+        }
+        tx.commit().await.map_err(|_| ())
+    }
+
+    async fn apply_one(&self, delivery: &Delivery) -> Outcome {
+        let mut tx = match self.db.pool().begin().await {
+            Ok(tx) => tx,
+            Err(error) => return Outcome::Unavailable(error),
+        };
+        match self.apply(&mut tx, delivery).await {
+            Ok(()) => match tx.commit().await {
+                Ok(()) => Outcome::Applied,
+                Err(error) => Outcome::Unavailable(error),
+            },
+            Err(HandleError::Database(error)) if is_connection_error(&error) => {
+                Outcome::Unavailable(error)
+            }
+            Err(error) => Outcome::Failed(error),
+        }
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, delivery: &Delivery) -> Result<(), HandleError> {
+        if self.spec.inbox && !inbox::record(conn, &self.spec.durable, &delivery.message_id()).await? {
+            metrics::counter!("redress_messages_duplicate_total", "consumer" => self.spec.durable.clone())
+                .increment(1);
+            return Ok(());
+        }
+        self.handler.handle(conn, delivery).await
+    }
+
+    async fn settle(&self, message: &Message, delivery: &Delivery, outcome: Outcome) {
+        match outcome {
+            Outcome::Applied => self.ack(message, AckKind::Ack, "ok").await,
+            Outcome::Unavailable(error) => {
+                tracing::warn!(%error, durable = %self.spec.durable, "database unavailable; message will be redelivered");
+                self.ack(message, AckKind::Nak(Some(self.backoff(delivery.attempt))), "unavailable")
+                    .await;
+            }
+            Outcome::Failed(error) => {
+                let last = delivery.attempt >= u64::from(self.spec.tuning.max_attempts);
+                if matches!(error, HandleError::Permanent(_)) || last {
+                    self.dead_letter(message, delivery, &error).await;
+                } else {
+                    tracing::warn!(%error, attempt = delivery.attempt, subject = %delivery.subject, "handler failed; will retry");
+                    self.ack(message, AckKind::Nak(Some(self.backoff(delivery.attempt))), "retry")
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn dead_letter(&self, message: &Message, delivery: &Delivery, error: &HandleError) {
+        let mut dlq_headers = delivery.headers.clone();
+        dlq_headers.insert(
+            headers::MSG_ID,
+            format!("dlq:{}:{}", self.spec.durable, delivery.stream_sequence).as_str(),
+        );
+        dlq_headers.insert(headers::DLQ_SUBJECT, delivery.subject.as_str());
+        dlq_headers.insert(headers::DLQ_REASON, one_line(&error.to_string()).as_str());
+        dlq_headers.insert(headers::DLQ_ATTEMPTS, delivery.attempt.to_string().as_str());
+        dlq_headers.insert(
+            headers::DLQ_STREAM_SEQUENCE,
+            delivery.stream_sequence.to_string().as_str(),
+        );
+        dlq_headers.insert(headers::DLQ_CONSUMER, self.spec.durable.as_str());
+        let outgoing = Outgoing {
+            subject: dlq_subject(&self.spec.service),
+            headers: dlq_headers,
+            payload: delivery.payload.clone(),
+        };
+        match self.bus.publish(outgoing).await {
+            Ok(()) => {
+                tracing::error!(%error, subject = %delivery.subject, attempts = delivery.attempt, "message dead-lettered");
+                self.ack(message, AckKind::Term, "dead_lettered").await;
+            }
+            Err(publish_error) => {
+                tracing::error!(%publish_error, "dead-letter publish failed; message will be redelivered");
+                self.ack(message, AckKind::Nak(Some(self.backoff(delivery.attempt))), "retry")
+                    .await;
+            }
+        }
+    }
+
+    async fn ack(&self, message: &Message, kind: AckKind, outcome: &'static str) {
+        if let Err(error) = message.ack_with(kind).await {
+            tracing::warn!(%error, "ack not sent; the server will redeliver");
+        }
+        metrics::counter!(
+            "redress_messages_consumed_total",
+            "consumer" => self.spec.durable.clone(),
+            "outcome" => outcome
+        )
+        .increment(1);
+    }
+
+    /// `backoff * 2^(attempt-1)`, at most five minutes.
+    fn backoff(&self, attempt: u64) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16) as u32);
+        self.spec
+            .tuning
+            .backoff
+            .saturating_mul(factor)
+            .min(Duration::from_secs(300))
+    }
+}
+
+fn is_connection_error(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+    )
+}
+
+/// Header values cannot hold line breaks.
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}

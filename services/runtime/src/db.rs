@@ -1,0 +1,190 @@
+//! The database: one pool per service, working in the service's own schema as the service's
+//! own role, which has no rights on any other schema (DESIGN §4).
+//!
+//! When the configured user may create roles (development, tests), start-up creates the role
+//! and the schema it owns, and every pooled connection switches to that role with
+//! `SET ROLE`. In a cluster the operator provisions a login role per service; the same code
+//! then finds the role and schema already there.
+
+use std::{str::FromStr, time::Duration};
+
+use sqlx::{
+    AssertSqlSafe, Executor, PgPool,
+    migrate::Migrator,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("REDRESS_DATABASE_URL is not a valid Postgres URL: {0}")]
+    Url(sqlx::Error),
+    #[error("cannot connect to Postgres: {0}")]
+    Connect(sqlx::Error),
+    #[error("schema name `{0}` must be lower-case letters, digits and `_`, starting with a letter")]
+    SchemaName(String),
+    #[error("cannot prepare schema `{schema}`: {source}")]
+    Bootstrap { schema: String, source: sqlx::Error },
+    #[error("migrations of schema `{schema}` failed: {source}")]
+    Migrate {
+        schema: String,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// The runtime's own tables (outbox, inbox), created in every service's schema.
+static RUNTIME_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// A service's pool, bound to its schema and role.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pool: PgPool,
+    schema: String,
+}
+
+impl Database {
+    /// Connects, prepares the schema and role, and runs the runtime's migrations and then
+    /// the service's, each under Postgres's advisory lock so replicas may start together.
+    pub async fn connect(
+        url: &str,
+        schema: &str,
+        max_connections: u32,
+        migrations: &Migrator,
+    ) -> Result<Self, DbError> {
+        validate_schema_name(schema)?;
+        let options = PgConnectOptions::from_str(url).map_err(DbError::Url)?;
+        let switch_role = bootstrap(&options, schema).await?;
+
+        let init = if switch_role {
+            format!("SET ROLE {schema}; SET search_path TO {schema}")
+        } else {
+            format!("SET search_path TO {schema}")
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                let init = init.clone();
+                Box::pin(async move {
+                    conn.execute(AssertSqlSafe(init)).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(DbError::Connect)?;
+
+        let database = Self {
+            pool,
+            schema: schema.to_owned(),
+        };
+        database
+            .migrate(&RUNTIME_MIGRATIONS, "_runtime_migrations")
+            .await?;
+        database.migrate(migrations, "_migrations").await?;
+        Ok(database)
+    }
+
+    async fn migrate(&self, migrations: &Migrator, table: &str) -> Result<(), DbError> {
+        let mut migrator = Migrator::with_migrations(migrations.iter().cloned().collect());
+        migrator.dangerous_set_table_name(format!("{}.{table}", self.schema));
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|source| DbError::Migrate {
+                schema: self.schema.clone(),
+                source,
+            })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// True when a trivial query answers within two seconds.
+    pub async fn is_ready(&self) -> bool {
+        let check = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&self.pool);
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), check).await,
+            Ok(Ok(1))
+        )
+    }
+}
+
+fn validate_schema_name(schema: &str) -> Result<(), DbError> {
+    let mut chars = schema.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema.len() <= 63;
+    if valid {
+        Ok(())
+    } else {
+        Err(DbError::SchemaName(schema.to_owned()))
+    }
+}
+
+/// Makes sure the role and schema exist. Returns whether connections must `SET ROLE`
+/// (true when the configured user is not the service role itself).
+async fn bootstrap(options: &PgConnectOptions, schema: &str) -> Result<bool, DbError> {
+    let error = |source| DbError::Bootstrap {
+        schema: schema.to_owned(),
+        source,
+    };
+    let mut conn = sqlx::ConnectOptions::connect(options)
+        .await
+        .map_err(DbError::Connect)?;
+    let (user, may_create_roles): (String, bool) = sqlx::query_as(
+        "SELECT current_user::text, rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .map_err(error)?;
+    if user == schema || !may_create_roles {
+        // A provisioned deployment: the role and its schema are the operator's to create.
+        conn.execute(AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .await
+        .map_err(error)?;
+        return Ok(false);
+    }
+    // Parallel starts (replicas, tests) may race on these statements: each tolerates the
+    // object appearing between its check and its creation.
+    let statements = [
+        format!(
+            "DO $$ BEGIN CREATE ROLE {schema} NOLOGIN; \
+             EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        ),
+        format!("GRANT {schema} TO current_user"),
+        format!(
+            "DO $$ BEGIN CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {schema}; \
+             EXCEPTION WHEN duplicate_schema OR unique_violation THEN NULL; END $$"
+        ),
+    ];
+    for statement in statements {
+        match conn.execute(AssertSqlSafe(statement)).await {
+            Ok(_) => {}
+            // GRANT of a role the user already holds, raced by a parallel start.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("XX000") => {}
+            Err(e) => return Err(error(e)),
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert!(validate_schema_name("intake").is_ok());
+        assert!(validate_schema_name("t_01").is_ok());
+        assert!(validate_schema_name("Intake").is_err());
+        assert!(validate_schema_name("a;drop").is_err());
+        assert!(validate_schema_name("").is_err());
+    }
+}
