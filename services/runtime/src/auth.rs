@@ -149,15 +149,21 @@ impl Authenticator {
     /// [`Principal`] rides in the request's extensions.
     pub fn interceptor(
         self: &Arc<Self>,
-    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static {
+    ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone + Send + Sync + 'static
+    {
         let auth = Arc::clone(self);
         move |mut request: Request<()>| {
             let token = request
                 .metadata()
                 .get("authorization")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-                .ok_or_else(|| Status::unauthenticated("missing `authorization: Bearer <token>`"))?;
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .ok_or_else(|| {
+                    Status::unauthenticated("missing `authorization: Bearer <token>`")
+                })?;
             let principal = auth.verify(token.trim())?;
             request.extensions_mut().insert(principal);
             Ok(request)

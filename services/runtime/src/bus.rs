@@ -150,13 +150,14 @@ impl Bus {
             .retry_on_initial_connect()
             .max_reconnects(None);
         if let Some(path) = &config.nats_creds {
-            options = options
-                .credentials_file(path)
-                .await
-                .map_err(|source| BusError::Credentials {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+            options =
+                options
+                    .credentials_file(path)
+                    .await
+                    .map_err(|source| BusError::Credentials {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
         }
         let client = options
             .connect(config.nats_url.as_str())

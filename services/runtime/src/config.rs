@@ -12,7 +12,11 @@ use clap::{Args, CommandFactory, FromArgMatches, ValueEnum, error::ContextKind};
 #[derive(Debug, Clone, Args)]
 pub struct RuntimeConfig {
     /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "REDRESS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "REDRESS_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
 
     /// NATS credentials file (a user JWT and seed), when the server requires one.
@@ -50,7 +54,12 @@ pub struct RuntimeConfig {
 
     /// PEM public keys (Ed25519 or RSA) that may sign bearer tokens, comma-separated paths.
     /// The key id (`kid`) of each is its file stem.
-    #[arg(long, env = "REDRESS_JWT_PUBLIC_KEYS", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        env = "REDRESS_JWT_PUBLIC_KEYS",
+        value_delimiter = ',',
+        required = true
+    )]
     pub jwt_public_keys: Vec<PathBuf>,
 
     /// The `iss` every token must carry.
@@ -133,7 +142,10 @@ fn offending_variable(command: &clap::Command, error: &clap::Error) -> Option<St
     let arg = error.get(ContextKind::InvalidArg)?.to_string();
     command
         .get_arguments()
-        .find(|a| a.get_long().is_some_and(|long| arg.starts_with(&format!("--{long}"))))
+        .find(|a| {
+            a.get_long()
+                .is_some_and(|long| arg.starts_with(&format!("--{long}")))
+        })
         .and_then(|a| a.get_env())
         .map(|env| env.to_string_lossy().into_owned())
 }
@@ -141,7 +153,9 @@ fn offending_variable(command: &clap::Command, error: &clap::Error) -> Option<St
 /// Parses `250ms`, `30s`, `5m`, `2h` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let value: u64 = digits
         .parse()

@@ -67,8 +67,17 @@ impl Delivery {
         self.headers.get(name).map(|v| v.as_str())
     }
 
-    /// The idempotency key: `Nats-Msg-Id`, else the stream sequence.
+    /// The idempotency key: an event's own id, else `Nats-Msg-Id`, else the stream sequence.
+    /// An event's id, not the header, because a producer that republishes after JetStream's
+    /// de-duplication window (a publish that timed out yet was stored) may store it twice.
     pub fn message_id(&self) -> String {
+        if self.header(headers::EVENT_TYPE).is_some() {
+            if let Ok(event) = Event::decode(self.payload.as_ref()) {
+                if !event.id.is_empty() {
+                    return event.id;
+                }
+            }
+        }
         self.header(headers::MSG_ID)
             .map(str::to_owned)
             .unwrap_or_else(|| format!("seq:{}", self.stream_sequence))
@@ -93,7 +102,9 @@ pub enum HandleError {
     Database(#[from] sqlx::Error),
 }
 
-/// Applies one message inside the consumer's transaction.
+/// Applies one message inside the consumer's transaction. A handler's only effects are
+/// through `conn` (and the outbox in it): when a batch fails it is rolled back and each of
+/// its messages is applied again on its own.
 pub trait Handler: Send + Sync + 'static {
     fn handle(
         &self,
@@ -163,7 +174,10 @@ pub async fn run<H: Handler>(
 }
 
 /// Creates the durable consumer or brings its configuration up to date.
-pub async fn declare(bus: &Bus, spec: &ConsumerSpec) -> Result<async_nats::jetstream::consumer::PullConsumer, BusError> {
+pub async fn declare(
+    bus: &Bus,
+    spec: &ConsumerSpec,
+) -> Result<async_nats::jetstream::consumer::PullConsumer, BusError> {
     let stream = bus.ensure_stream(&spec.stream).await?;
     let config = pull::Config {
         durable_name: Some(spec.durable.clone()),
@@ -207,12 +221,19 @@ enum Outcome {
 impl<H: Handler> Worker<H> {
     async fn process(&self, messages: Vec<Message>) {
         let deliveries: Vec<Delivery> = messages.iter().map(|m| self.delivery(m)).collect();
-        let span = tracing::info_span!("consume", durable = %self.spec.durable, batch = deliveries.len());
+        let span =
+            tracing::info_span!("consume", durable = %self.spec.durable, batch = deliveries.len());
         if let Some(first) = deliveries.first() {
-            span.set_parent(telemetry::extract_nats(Some(&first.headers))).ok();
+            span.set_parent(telemetry::extract_nats(Some(&first.headers)))
+                .ok();
         }
         let started = std::time::Instant::now();
-        let batch_applied = self.apply_all(&deliveries).instrument(span.clone()).await;
+        // A lone message skips the batch path, so a failing handler runs once per delivery.
+        let batch_applied = if deliveries.len() > 1 {
+            self.apply_all(&deliveries).instrument(span.clone()).await
+        } else {
+            Err(())
+        };
         if batch_applied.is_ok() {
             for message in &messages {
                 self.ack(message, AckKind::Ack, "ok").await;
@@ -233,7 +254,10 @@ impl<H: Handler> Worker<H> {
             .map(|i| (i.delivered.max(1) as u64, i.stream_sequence))
             .unwrap_or((1, 0));
         Delivery {
-            subject: self.bus.contract_subject(message.subject.as_str()).to_owned(),
+            subject: self
+                .bus
+                .contract_subject(message.subject.as_str())
+                .to_owned(),
             headers: message.headers.clone().unwrap_or_default(),
             payload: message.payload.clone(),
             attempt,
@@ -270,7 +294,9 @@ impl<H: Handler> Worker<H> {
     }
 
     async fn apply(&self, conn: &mut PgConnection, delivery: &Delivery) -> Result<(), HandleError> {
-        if self.spec.inbox && !inbox::record(conn, &self.spec.durable, &delivery.message_id()).await? {
+        if self.spec.inbox
+            && !inbox::record(conn, &self.spec.durable, &delivery.message_id()).await?
+        {
             metrics::counter!("redress_messages_duplicate_total", "consumer" => self.spec.durable.clone())
                 .increment(1);
             return Ok(());
@@ -283,8 +309,12 @@ impl<H: Handler> Worker<H> {
             Outcome::Applied => self.ack(message, AckKind::Ack, "ok").await,
             Outcome::Unavailable(error) => {
                 tracing::warn!(%error, durable = %self.spec.durable, "database unavailable; message will be redelivered");
-                self.ack(message, AckKind::Nak(Some(self.backoff(delivery.attempt))), "unavailable")
-                    .await;
+                self.ack(
+                    message,
+                    AckKind::Nak(Some(self.backoff(delivery.attempt))),
+                    "unavailable",
+                )
+                .await;
             }
             Outcome::Failed(error) => {
                 let last = delivery.attempt >= u64::from(self.spec.tuning.max_attempts);
@@ -292,8 +322,12 @@ impl<H: Handler> Worker<H> {
                     self.dead_letter(message, delivery, &error).await;
                 } else {
                     tracing::warn!(%error, attempt = delivery.attempt, subject = %delivery.subject, "handler failed; will retry");
-                    self.ack(message, AckKind::Nak(Some(self.backoff(delivery.attempt))), "retry")
-                        .await;
+                    self.ack(
+                        message,
+                        AckKind::Nak(Some(self.backoff(delivery.attempt))),
+                        "retry",
+                    )
+                    .await;
                 }
             }
         }
@@ -325,8 +359,12 @@ impl<H: Handler> Worker<H> {
             }
             Err(publish_error) => {
                 tracing::error!(%publish_error, "dead-letter publish failed; message will be redelivered");
-                self.ack(message, AckKind::Nak(Some(self.backoff(delivery.attempt))), "retry")
-                    .await;
+                self.ack(
+                    message,
+                    AckKind::Nak(Some(self.backoff(delivery.attempt))),
+                    "retry",
+                )
+                .await;
             }
         }
     }
@@ -357,7 +395,10 @@ impl<H: Handler> Worker<H> {
 fn is_connection_error(error: &sqlx::Error) -> bool {
     matches!(
         error,
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_)
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
     )
 }
 

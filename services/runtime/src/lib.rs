@@ -31,6 +31,8 @@ pub mod serve;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use auth::{Principal, require};
 pub use bus::Bus;

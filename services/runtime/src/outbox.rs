@@ -36,7 +36,10 @@ impl OutboxMessage {
     pub fn event(subject: impl Into<String>, event: &Event) -> Self {
         let id = Uuid::parse_str(&event.id).unwrap_or_else(|_| Uuid::now_v7());
         let mut headers = vec![
-            (headers::CONTENT_TYPE.to_owned(), headers::PROTOBUF.to_owned()),
+            (
+                headers::CONTENT_TYPE.to_owned(),
+                headers::PROTOBUF.to_owned(),
+            ),
             (headers::EVENT_TYPE.to_owned(), event_type(event).to_owned()),
         ];
         headers.extend(telemetry::current_trace_headers());
@@ -49,7 +52,11 @@ impl OutboxMessage {
     }
 
     /// Any other message (e.g. a reply-less notice to a channel).
-    pub fn raw(subject: impl Into<String>, headers: Vec<(String, String)>, payload: Vec<u8>) -> Self {
+    pub fn raw(
+        subject: impl Into<String>,
+        headers: Vec<(String, String)>,
+        payload: Vec<u8>,
+    ) -> Self {
         Self {
             id: Uuid::now_v7(),
             subject: subject.into(),
@@ -60,7 +67,10 @@ impl OutboxMessage {
 }
 
 /// Adds messages to the outbox inside the caller's transaction.
-pub async fn enqueue(conn: &mut PgConnection, messages: &[OutboxMessage]) -> Result<(), sqlx::Error> {
+pub async fn enqueue(
+    conn: &mut PgConnection,
+    messages: &[OutboxMessage],
+) -> Result<(), sqlx::Error> {
     if messages.is_empty() {
         return Ok(());
     }
@@ -210,18 +220,18 @@ impl Relay {
         .await;
         if let Ok((pending, age)) = lag {
             let schema = self.db.schema().to_owned();
-            metrics::gauge!("redress_outbox_pending", "schema" => schema.clone()).set(pending as f64);
+            metrics::gauge!("redress_outbox_pending", "schema" => schema.clone())
+                .set(pending as f64);
             metrics::gauge!("redress_outbox_oldest_seconds", "schema" => schema).set(age);
         }
     }
 
     /// Published rows are kept a day for inspection, then removed.
     async fn purge(&self) {
-        let result = sqlx::query(
-            "DELETE FROM outbox WHERE published_at < now() - interval '1 day'",
-        )
-        .execute(self.db.pool())
-        .await;
+        let result =
+            sqlx::query("DELETE FROM outbox WHERE published_at < now() - interval '1 day'")
+                .execute(self.db.pool())
+                .await;
         if let Err(error) = result {
             tracing::warn!(%error, "outbox purge failed");
         }

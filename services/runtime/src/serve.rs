@@ -120,7 +120,10 @@ pub struct Endpoints {
 }
 
 /// Binds both listeners (port 0 picks a free one).
-pub async fn bind(grpc: SocketAddr, http: SocketAddr) -> Result<(TcpListener, TcpListener), ServeError> {
+pub async fn bind(
+    grpc: SocketAddr,
+    http: SocketAddr,
+) -> Result<(TcpListener, TcpListener), ServeError> {
     let bind = |addr| async move {
         TcpListener::bind(addr)
             .await
@@ -149,12 +152,18 @@ pub async fn serve(
                     if ready {
                         (StatusCode::OK, "ready")
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready: database or NATS unreachable")
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not ready: database or NATS unreachable",
+                        )
                     }
                 }
             }),
         )
-        .route("/metrics", get(move || std::future::ready(metrics.render())));
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        );
     let http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(async move {
         axum::serve(http_listener, http)

@@ -101,14 +101,20 @@ impl Service {
     pub async fn serve(mut self, surface: GrpcSurface) -> Result<Running, StartError> {
         let listeners = serve::bind(self.config.grpc_addr, self.config.http_addr).await?;
         let endpoints = Endpoints {
-            grpc: listeners.0.local_addr().map_err(|source| ServeError::Bind {
-                addr: self.config.grpc_addr,
-                source,
-            })?,
-            http: listeners.1.local_addr().map_err(|source| ServeError::Bind {
-                addr: self.config.http_addr,
-                source,
-            })?,
+            grpc: listeners
+                .0
+                .local_addr()
+                .map_err(|source| ServeError::Bind {
+                    addr: self.config.grpc_addr,
+                    source,
+                })?,
+            http: listeners
+                .1
+                .local_addr()
+                .map_err(|source| ServeError::Bind {
+                    addr: self.config.http_addr,
+                    source,
+                })?,
         };
         let readiness = Readiness::default();
         self.workers.spawn(serve::watch_readiness(
@@ -121,9 +127,8 @@ impl Service {
         ));
         // The relay stops last, after every producer of outbox rows has finished.
         let relay_stop = CancellationToken::new();
-        let relay = tokio::spawn(
-            Relay::new(self.db.clone(), self.bus.clone()).run(relay_stop.clone()),
-        );
+        let relay =
+            tokio::spawn(Relay::new(self.db.clone(), self.bus.clone()).run(relay_stop.clone()));
         let shutdown = self.shutdown.clone();
         let grace = self.config.shutdown_grace;
         let name = self.name;

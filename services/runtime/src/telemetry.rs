@@ -48,7 +48,10 @@ pub fn init(service: &str, format: LogFormat) -> TelemetryGuard {
         .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
-        match opentelemetry_otlp::SpanExporter::builder().with_tonic().build() {
+        match opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .build()
+        {
             Ok(exporter) => builder = builder.with_batch_exporter(exporter),
             Err(error) => eprintln!("OTLP exporter disabled: {error}"),
         }
