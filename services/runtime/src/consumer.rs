@@ -47,6 +47,9 @@ pub struct ConsumerSpec {
     /// Record each message id in the inbox, in the same transaction as its effect.
     /// Off only for handlers that are idempotent by their own keys.
     pub inbox: bool,
+    /// Leave a message alone until it is this old (zero: at once). Intake uses it so that a
+    /// request's own reply path registers before the stream's copy of the same request.
+    pub settle: Duration,
     pub tuning: ConsumerTuning,
 }
 
@@ -60,6 +63,8 @@ pub struct Delivery {
     /// 1 on the first delivery.
     pub attempt: u64,
     pub stream_sequence: u64,
+    /// When the server stored it.
+    pub published: chrono::DateTime<chrono::Utc>,
 }
 
 impl Delivery {
@@ -220,6 +225,10 @@ enum Outcome {
 
 impl<H: Handler> Worker<H> {
     async fn process(&self, messages: Vec<Message>) {
+        let messages = self.settled(messages).await;
+        if messages.is_empty() {
+            return;
+        }
         let deliveries: Vec<Delivery> = messages.iter().map(|m| self.delivery(m)).collect();
         let span =
             tracing::info_span!("consume", durable = %self.spec.durable, batch = deliveries.len());
@@ -248,11 +257,36 @@ impl<H: Handler> Worker<H> {
             .record(started.elapsed().as_secs_f64() / deliveries.len().max(1) as f64);
     }
 
+    /// Hands back messages younger than the settle period with a delay, keeps the rest.
+    async fn settled(&self, messages: Vec<Message>) -> Vec<Message> {
+        if self.spec.settle.is_zero() {
+            return messages;
+        }
+        let now = chrono::Utc::now();
+        let mut ready = Vec::with_capacity(messages.len());
+        for message in messages {
+            let age = message
+                .info()
+                .ok()
+                .and_then(|i| (now - i.published).to_std().ok())
+                .unwrap_or(self.spec.settle);
+            if age >= self.spec.settle {
+                ready.push(message);
+            } else if let Err(error) = message
+                .ack_with(AckKind::Nak(Some(self.spec.settle - age)))
+                .await
+            {
+                tracing::warn!(%error, "could not defer a message; the server will redeliver it");
+            }
+        }
+        ready
+    }
+
     fn delivery(&self, message: &Message) -> Delivery {
-        let (attempt, stream_sequence) = message
+        let (attempt, stream_sequence, published) = message
             .info()
-            .map(|i| (i.delivered.max(1) as u64, i.stream_sequence))
-            .unwrap_or((1, 0));
+            .map(|i| (i.delivered.max(1) as u64, i.stream_sequence, i.published))
+            .unwrap_or((1, 0, chrono::Utc::now()));
         Delivery {
             subject: self
                 .bus
@@ -262,6 +296,7 @@ impl<H: Handler> Worker<H> {
             payload: message.payload.clone(),
             attempt,
             stream_sequence,
+            published,
         }
     }
 

@@ -158,19 +158,20 @@ async fn bootstrap(options: &PgConnectOptions, schema: &str) -> Result<bool, DbE
             "DO $$ BEGIN CREATE ROLE {schema} NOLOGIN; \
              EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
         ),
-        format!("GRANT {schema} TO current_user"),
+        format!(
+            "DO $$ BEGIN IF NOT pg_has_role(current_user, '{schema}', 'MEMBER') THEN \
+             GRANT {schema} TO current_user; END IF; \
+             EXCEPTION WHEN unique_violation THEN NULL; END $$"
+        ),
         format!(
             "DO $$ BEGIN CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {schema}; \
              EXCEPTION WHEN duplicate_schema OR unique_violation THEN NULL; END $$"
         ),
     ];
     for statement in statements {
-        match conn.execute(AssertSqlSafe(statement)).await {
-            Ok(_) => {}
-            // GRANT of a role the user already holds, raced by a parallel start.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("XX000") => {}
-            Err(e) => return Err(error(e)),
-        }
+        conn.execute(AssertSqlSafe(statement))
+            .await
+            .map_err(error)?;
     }
     Ok(true)
 }

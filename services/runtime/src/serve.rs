@@ -95,15 +95,13 @@ impl GrpcSurface {
     /// Adds an application service; health reports it under its full name.
     pub fn add<S>(&mut self, service: S) -> &mut Self
     where
-        S: tower::Service<
-                http::Request<tonic::body::Body>,
-                Response = http::Response<tonic::body::Body>,
-                Error = Infallible,
-            > + NamedService
+        S: tower::Service<http::Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
             + Clone
             + Send
             + Sync
             + 'static,
+        S::Response: axum::response::IntoResponse,
         S::Future: Send + 'static,
     {
         self.names.push(S::NAME);

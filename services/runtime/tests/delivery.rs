@@ -276,6 +276,7 @@ fn spec(env: &TestEnv, durable: &str, batch: usize) -> ConsumerSpec {
         stream: bus::COMPLAINT_EVENTS,
         filter_subject: "redress.complaint.v1.>".into(),
         inbox: true,
+        settle: std::time::Duration::ZERO,
         tuning,
     }
 }

@@ -1,0 +1,239 @@
+//! The request paths: core NATS requests on `redress.intake.v1.submit.<channel>` and gRPC
+//! `SubmitComplaint`, both answered only after the registration has committed.
+//!
+//! Requests are queued and registered in batches of up to 50 per transaction: the day's
+//! reference counter is one row, so one transaction per request would serialise every
+//! registration behind it. A batch that fails is retried one request at a time; a request
+//! that still fails gets no reply over NATS (the channel's request times out and it resends;
+//! the stream's copy is registered meanwhile) and `UNAVAILABLE` over gRPC.
+
+use std::sync::Arc;
+
+use async_nats::{HeaderMap, Subject};
+use bytes::Bytes;
+use futures::StreamExt;
+use prost::Message as _;
+use redress_proto::intake::v1::{SubmissionRejected, SubmissionReply, submission_reply};
+use redress_runtime::{Bus, Database, bus::headers};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::Settings,
+    register::{Context, Incoming, Origin, Outcome, register},
+    vault::Vault,
+};
+
+const BATCH: usize = 50;
+
+/// Where an outcome goes once committed.
+enum ReplyTo {
+    Nats { subject: Subject, json: bool },
+    Grpc(oneshot::Sender<Result<Outcome, sqlx::Error>>),
+}
+
+struct Pending {
+    payload: Bytes,
+    json: bool,
+    subject_channel: Option<String>,
+    origin: Origin,
+    arrived_at: chrono::DateTime<chrono::Utc>,
+    reply: ReplyTo,
+}
+
+/// A handle to the batching registrar.
+#[derive(Clone)]
+pub struct Registrar {
+    queue: mpsc::Sender<Pending>,
+}
+
+pub struct Shared {
+    pub db: Database,
+    pub bus: Bus,
+    pub vault: Arc<Vault>,
+    pub settings: Settings,
+}
+
+impl Registrar {
+    /// Starts the batching task; it stops when every handle is dropped or on shutdown.
+    pub fn start(
+        shared: Arc<Shared>,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, rx) = mpsc::channel(4 * 1024);
+        let task = tokio::spawn(run_batches(shared, rx, shutdown));
+        (Self { queue }, task)
+    }
+
+    /// Registers a gRPC submission (no subject channel) and waits for the committed outcome.
+    pub async fn submit(&self, payload: Bytes) -> Option<Result<Outcome, sqlx::Error>> {
+        let (tx, rx) = oneshot::channel();
+        let pending = Pending {
+            payload,
+            json: false,
+            subject_channel: None,
+            origin: Origin::Grpc,
+            arrived_at: chrono::Utc::now(),
+            reply: ReplyTo::Grpc(tx),
+        };
+        self.queue.send(pending).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Answers core NATS requests on the submit subjects until shutdown. Messages without a
+    /// reply subject are left to the INTAKE stream's durable consumer.
+    pub async fn serve_requests(
+        self,
+        bus: Bus,
+        shutdown: CancellationToken,
+    ) -> Result<(), async_nats::SubscribeError> {
+        let subject = bus.subject("redress.intake.v1.submit.*");
+        let mut requests = bus
+            .client()
+            .queue_subscribe(subject, "redress-intake".into())
+            .await?;
+        loop {
+            let message = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                message = requests.next() => message,
+            };
+            let Some(message) = message else { break };
+            let Some(reply) = message.reply.clone() else {
+                continue;
+            };
+            let contract = bus.contract_subject(message.subject.as_str());
+            let subject_channel = contract
+                .strip_prefix("redress.intake.v1.submit.")
+                .map(str::to_owned);
+            let json = is_json(message.headers.as_ref());
+            let pending = Pending {
+                payload: message.payload,
+                json,
+                subject_channel,
+                origin: Origin::Request,
+                arrived_at: chrono::Utc::now(),
+                reply: ReplyTo::Nats {
+                    subject: reply,
+                    json,
+                },
+            };
+            if self.queue.send(pending).await.is_err() {
+                break;
+            }
+        }
+        let _ = requests.unsubscribe().await;
+        Ok(())
+    }
+}
+
+pub fn is_json(headers: Option<&HeaderMap>) -> bool {
+    headers
+        .and_then(|h| h.get(headers::CONTENT_TYPE))
+        .is_some_and(|v| v.as_str().starts_with(headers::JSON))
+}
+
+async fn run_batches(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Pending>,
+    shutdown: CancellationToken,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let received = tokio::select! {
+            // Finish what is queued before stopping: those requests were accepted.
+            _ = shutdown.cancelled(), if rx.is_empty() => 0,
+            n = rx.recv_many(&mut batch, BATCH) => n,
+        };
+        if received == 0 {
+            return;
+        }
+        let outcomes = register_batch(&shared, &batch).await;
+        for (pending, outcome) in batch.drain(..).zip(outcomes) {
+            reply(&shared.bus, pending.reply, outcome).await;
+        }
+    }
+}
+
+async fn register_batch(shared: &Shared, batch: &[Pending]) -> Vec<Result<Outcome, sqlx::Error>> {
+    let ctx = Context {
+        vault: &shared.vault,
+        settings: &shared.settings,
+        now: chrono::Utc::now(),
+    };
+    let together = async {
+        let mut tx = shared.db.pool().begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for pending in batch {
+            outcomes.push(register(&mut tx, &ctx, incoming(pending)).await?);
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(outcomes)
+    };
+    if batch.len() > 1 {
+        if let Ok(outcomes) = together.await {
+            return outcomes.into_iter().map(Ok).collect();
+        }
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for pending in batch {
+        let alone = async {
+            let mut tx = shared.db.pool().begin().await?;
+            let outcome = register(&mut tx, &ctx, incoming(pending)).await?;
+            tx.commit().await?;
+            Ok(outcome)
+        };
+        outcomes.push(alone.await);
+    }
+    outcomes
+}
+
+fn incoming(pending: &Pending) -> Incoming<'_> {
+    Incoming {
+        payload: &pending.payload,
+        json: pending.json,
+        subject_channel: pending.subject_channel.as_deref(),
+        origin: pending.origin,
+        arrived_at: pending.arrived_at,
+    }
+}
+
+async fn reply(bus: &Bus, to: ReplyTo, outcome: Result<Outcome, sqlx::Error>) {
+    match to {
+        ReplyTo::Grpc(sender) => {
+            let _ = sender.send(outcome);
+        }
+        ReplyTo::Nats { subject, json } => {
+            let Ok(outcome) = outcome else {
+                // No reply: the channel's request times out and it resends (idempotent).
+                return;
+            };
+            let message = SubmissionReply {
+                outcome: Some(match outcome {
+                    Outcome::Registered(receipt) | Outcome::Duplicate(receipt) => {
+                        submission_reply::Outcome::Receipt(receipt)
+                    }
+                    Outcome::Rejected(violations) => {
+                        submission_reply::Outcome::Rejected(SubmissionRejected { violations })
+                    }
+                }),
+            };
+            let (body, content_type) = if json {
+                (
+                    serde_json::to_vec(&message).unwrap_or_default(),
+                    headers::JSON,
+                )
+            } else {
+                (message.encode_to_vec(), headers::PROTOBUF)
+            };
+            let mut reply_headers = HeaderMap::new();
+            reply_headers.insert(headers::CONTENT_TYPE, content_type);
+            if let Err(error) = bus
+                .client()
+                .publish_with_headers(subject, reply_headers, body.into())
+                .await
+            {
+                tracing::warn!(%error, "could not send a receipt; the channel will resend");
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! What intake's tests share: a running intake on a fresh database and namespace, a channel
+//! that publishes submissions, and readers of the streams.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use prost::Message as _;
+use redress_intake::{
+    Config,
+    config::{IntakeConfig, Settings},
+    vault,
+};
+use redress_proto::{
+    common::v1::Channel,
+    events::v1::Event,
+    intake::v1::{ComplaintSubmission, Consumer, SubmissionReply},
+};
+use redress_runtime::{
+    Bus, Running,
+    bus::{StreamSpec, headers},
+    testing::TestEnv,
+};
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(60);
+
+pub fn config(env: &TestEnv) -> Config {
+    Config {
+        runtime: env.runtime_config(),
+        intake: IntakeConfig {
+            keys: vault::dev::KEYS.into(),
+            active_key: vault::dev::ACTIVE.into(),
+            pseudonym_key: vault::dev::PSEUDONYM.into(),
+            settings: Settings::default(),
+        },
+    }
+}
+
+pub struct Intake {
+    pub running: Running,
+    pub shutdown: CancellationToken,
+}
+
+impl Intake {
+    pub async fn start(env: &TestEnv) -> Self {
+        Self::start_with(config(env)).await
+    }
+
+    pub async fn start_with(config: Config) -> Self {
+        let shutdown = CancellationToken::new();
+        match redress_intake::run(config, shutdown.clone()).await {
+            Ok(running) => Self { running, shutdown },
+            Err(error) => panic!("intake did not start: {error}"),
+        }
+    }
+
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.running.endpoints.grpc)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.running.stopped().await;
+    }
+}
+
+pub fn submission(channel_ref: &str) -> ComplaintSubmission {
+    ComplaintSubmission {
+        channel: Channel::Web as i32,
+        channel_ref: channel_ref.into(),
+        description: format!(
+            "平台重复扣款两次，请退还。请联系我13812345678或zhang.san@example.com，身份证11010519491231002X。编号{channel_ref}"
+        ),
+        title: "重复扣款".into(),
+        product: "消费贷".into(),
+        consumer: Some(Consumer {
+            name: "张三".into(),
+            phone: "13812345678".into(),
+            email: "zhang.san@example.com".into(),
+            id_number: "11010519491231002X".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A channel on the bus.
+pub struct Publisher {
+    pub bus: Bus,
+}
+
+impl Publisher {
+    pub async fn new(env: &TestEnv) -> Self {
+        Self {
+            bus: env.bus().await,
+        }
+    }
+
+    fn headers(channel_ref: &str, json: bool) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(headers::MSG_ID, format!("web:{channel_ref}").as_str());
+        h.insert(
+            headers::CONTENT_TYPE,
+            if json {
+                headers::JSON
+            } else {
+                headers::PROTOBUF
+            },
+        );
+        h
+    }
+
+    /// Publishes as a request and decodes intake's reply.
+    pub async fn request(
+        &self,
+        channel: &str,
+        payload: Bytes,
+        json: bool,
+        channel_ref: &str,
+    ) -> SubmissionReply {
+        let subject = self
+            .bus
+            .subject(&format!("redress.intake.v1.submit.{channel}"));
+        let reply = self
+            .bus
+            .client()
+            .request_with_headers(subject, Self::headers(channel_ref, json), payload)
+            .await;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) => panic!("no reply from intake: {error}"),
+        };
+        if json {
+            match serde_json::from_slice(&reply.payload) {
+                Ok(r) => r,
+                Err(e) => panic!("reply is not SubmissionReply JSON: {e}"),
+            }
+        } else {
+            SubmissionReply::decode(reply.payload.as_ref()).unwrap_or_default()
+        }
+    }
+
+    pub async fn submit(&self, submission: &ComplaintSubmission) -> SubmissionReply {
+        self.request(
+            "web",
+            submission.encode_to_vec().into(),
+            false,
+            &submission.channel_ref,
+        )
+        .await
+    }
+
+    /// Publishes without asking for a reply (stored by the INTAKE stream).
+    pub async fn publish(&self, submission: &ComplaintSubmission) {
+        let subject = self.bus.subject("redress.intake.v1.submit.web");
+        let _ = self
+            .bus
+            .client()
+            .publish_with_headers(
+                subject,
+                Self::headers(&submission.channel_ref, false),
+                submission.encode_to_vec().into(),
+            )
+            .await;
+    }
+}
+
+/// Every message stored in a stream, read one by one by sequence number.
+pub async fn stored(
+    bus: &Bus,
+    spec: &StreamSpec,
+) -> Vec<async_nats::jetstream::message::StreamMessage> {
+    let Ok(mut stream) = bus.jetstream().get_stream(bus.stream_name(spec.name)).await else {
+        return Vec::new();
+    };
+    let Ok(info) = stream.info().await else {
+        return Vec::new();
+    };
+    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+    let mut out = Vec::new();
+    for sequence in first..=last {
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            out.push(message);
+        }
+    }
+    out
+}
+
+pub async fn stream_count(bus: &Bus, spec: &StreamSpec) -> u64 {
+    match bus.jetstream().get_stream(bus.stream_name(spec.name)).await {
+        Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+pub fn events(messages: &[async_nats::jetstream::message::StreamMessage]) -> Vec<Event> {
+    messages
+        .iter()
+        .filter_map(|m| Event::decode(m.payload.as_ref()).ok())
+        .collect()
+}
+
+pub async fn pool(env: &TestEnv) -> sqlx::PgPool {
+    match sqlx::PgPool::connect(&env.database_url).await {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+pub async fn count(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar::<_, i64>(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or(-1)
+}
+
+pub async fn channel(url: &str) -> tonic::transport::Channel {
+    match tonic::transport::Channel::from_shared(url.to_owned()) {
+        Ok(endpoint) => match endpoint.connect().await {
+            Ok(c) => c,
+            Err(e) => panic!("connect {url}: {e}"),
+        },
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// A request with a development bearer token.
+pub fn authed<T>(message: T, roles: &[&str]) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let token = redress_runtime::testing::token("tester", roles, None);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// The `received` events stored so far.
+pub async fn received(bus: &Bus) -> Vec<redress_proto::events::v1::ComplaintReceived> {
+    events(&stored(bus, &redress_runtime::bus::COMPLAINT_EVENTS).await)
+        .into_iter()
+        .filter_map(|e| match e.payload {
+            Some(redress_proto::events::v1::event::Payload::ComplaintReceived(r)) => Some(r),
+            _ => None,
+        })
+        .collect()
+}
