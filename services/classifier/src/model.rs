@@ -1,0 +1,1500 @@
+//! A linear text classifier over TF-IDF features, with a compact versioned artifact.
+//!
+//! Features: hashed word n-grams and character n-grams ([`crate::features`]), sublinear tf
+//! (`1 + ln tf`), smoothed idf (`ln((1+N)/(1+df)) + 1`), each block l2-normalised.
+//!
+//! Solver: one-vs-rest L2-regularised **squared-hinge linear SVM trained by dual coordinate
+//! descent** (Hsieh et al. 2008, the LIBLINEAR `-s 1` solver), written here rather than taken
+//! from `linfa-svm`/`linfa-logistic`: those work on dense `ndarray` matrices (a 20k × 400k dense
+//! matrix would need ~32 GB) or use generic QP/L-BFGS solvers that are far slower on sparse text.
+//! Dual CD touches only the non-zeros of one document per step, needs no learning rate and
+//! converges in a few dozen passes. Per-sample costs give class weighting (for macro-F1).
+//!
+//! Confidence: a softmax over the class margins with one temperature, fitted on a validation
+//! slice carved deterministically from the training data (minimising log loss), so a
+//! confidence threshold means roughly "this often right".
+//!
+//! Artifact: `REDRESSM` magic, a little-endian format version, a SHA-256 of the payload, and a
+//! `postcard` payload holding the header (model version, label scheme, labels, training-data
+//! digest, created-at), the feature configuration, the vocabulary (sorted hashes, delta-coded)
+//! with document frequencies, and the weights quantised to `i16` with one scale per class.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::features::{self, Block, FeatureConfig};
+use crate::tokenize;
+
+/// Current artifact format version. Bump on any change of the payload layout.
+/// Version 2 added the NBSVM options to [`TrainOptions`]; version-1 artifacts still load.
+pub const FORMAT_VERSION: u32 = 2;
+const MAGIC: &[u8; 8] = b"REDRESSM";
+
+/// One labelled text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Example {
+    /// The complaint text (already redacted).
+    pub text: String,
+    /// Its label.
+    pub label: String,
+}
+
+impl Example {
+    /// Convenience constructor.
+    pub fn new(text: impl Into<String>, label: impl Into<String>) -> Self {
+        Example {
+            text: text.into(),
+            label: label.into(),
+        }
+    }
+}
+
+/// Training settings. The defaults are the ones chosen on validation splits of the CFPB
+/// training data (see the README); Chinese text uses [`TrainOptions::chinese`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// How text becomes features.
+    pub features: FeatureConfig,
+    /// SVM cost `C` (inverse regularisation strength).
+    pub c: f32,
+    /// Class weighting: each sample's cost is multiplied by `(n / (k · n_class))^power`;
+    /// 0 = unweighted, 1 = "balanced".
+    pub class_weight_power: f32,
+    /// Maximum passes of dual coordinate descent per class.
+    pub max_epochs: usize,
+    /// Stopping tolerance on the projected-gradient spread.
+    pub tolerance: f32,
+    /// Keep only features seen in at least this many training documents.
+    pub min_df: u32,
+    /// Keep at most this many features (the most frequent), bounding the artifact size.
+    pub max_features: usize,
+    /// Calibrate on out-of-fold margins: fit the softmax temperature (and the class offsets
+    /// when `tune_offsets`); costs `calibration_folds` extra fits.
+    pub calibrate: bool,
+    /// Number of cross-validation folds for calibration (2–10).
+    pub calibration_folds: usize,
+    /// Shift each class's bias to maximise out-of-fold macro-F1 (needs `calibrate`).
+    pub tune_offsets: bool,
+    /// Seed of every pseudo-random choice (shuffling, calibration slice).
+    pub seed: u64,
+    /// Version string written into the artifact, e.g. `cfpb-product-v1`.
+    pub model_version: String,
+    /// Label scheme the labels belong to, e.g. `cfpb_product_group` or `cn_category`
+    /// (see the taxonomy's `[[map]]` tables).
+    pub label_scheme: String,
+    /// Creation time (Unix seconds) to record; `None` = now.
+    pub created_at: Option<u64>,
+    /// NBSVM (Wang & Manning 2012): before fitting class `c`'s SVM, scale every feature by
+    /// its naive-Bayes log-count ratio for `c` vs the rest, computed on binarised features with
+    /// this smoothing `α`. `0` turns NB scaling off (a plain SVM). The ratio is folded into the
+    /// stored weights, so prediction costs nothing extra.
+    pub nb_alpha: f32,
+    /// NBSVM interpolation `β`: final weights `(1 − β)·mean|w| + β·w` (1 = pure SVM weights).
+    pub nb_beta: f32,
+    /// Clip each NB log-count ratio to `[-nb_clip, nb_clip]` (0 = no clipping).
+    pub nb_clip: f32,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            features: FeatureConfig::default(),
+            c: 0.5,
+            class_weight_power: 0.5,
+            max_epochs: 60,
+            tolerance: 0.05,
+            min_df: 2,
+            max_features: 400_000,
+            calibrate: true,
+            calibration_folds: 5,
+            tune_offsets: true,
+            seed: 20_240_601,
+            model_version: "unversioned".into(),
+            label_scheme: "labels".into(),
+            created_at: None,
+            nb_alpha: 0.0,
+            nb_beta: 1.0,
+            nb_clip: 0.0,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// Defaults for English (word 1–2-grams plus character 2–5-grams inside words, NBSVM
+    /// scaling with `α = 1`, `C = 0.05`; chosen on a validation slice of the CFPB 80 %).
+    pub fn english() -> Self {
+        TrainOptions {
+            features: FeatureConfig {
+                word_ngram_max: 2,
+                cjk_char_ngrams: (1, 3),
+                latin_char_ngrams: (2, 5),
+                char_block_weight: 1.0,
+                jieba_hmm: false,
+            },
+            c: 0.05,
+            nb_alpha: 1.0,
+            ..TrainOptions::default()
+        }
+    }
+
+    /// Defaults for the English cause model (CFPB `issue` labels mapped to taxonomy causes;
+    /// ~3,800 short-labelled rows): plain SVM, `C = 0.1`, balanced class weights — chosen by
+    /// 5-fold cross-validation inside the training 80 % (NBSVM scaling did not help here).
+    pub fn english_cause() -> Self {
+        TrainOptions {
+            c: 0.1,
+            class_weight_power: 1.0,
+            nb_alpha: 0.0,
+            label_scheme: "taxonomy_cause".into(),
+            ..TrainOptions::english()
+        }
+    }
+
+    /// Defaults for Chinese (jieba words 1–2-grams plus Han character 1–4-grams).
+    pub fn chinese() -> Self {
+        TrainOptions {
+            features: FeatureConfig {
+                word_ngram_max: 2,
+                cjk_char_ngrams: (1, 4),
+                latin_char_ngrams: (0, 0),
+                char_block_weight: 1.0,
+                jieba_hmm: false,
+            },
+            c: 0.2,
+            class_weight_power: 1.0,
+            ..TrainOptions::default()
+        }
+    }
+}
+
+/// Stage of training, reported through the progress callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Tokenising and counting features (`done`/`total` = documents).
+    Featurizing,
+    /// Fitting the calibration model (`done`/`total` = classes).
+    Calibrating,
+    /// Fitting the final model (`done`/`total` = classes).
+    Fitting,
+    /// Finished.
+    Done,
+}
+
+/// A progress report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// What is happening.
+    pub stage: Stage,
+    /// Units done in this stage.
+    pub done: u64,
+    /// Units in this stage.
+    pub total: u64,
+}
+
+/// Facts about a model, stored in its artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelHeader {
+    /// Artifact format version.
+    pub format_version: u32,
+    /// Model version string (from [`TrainOptions::model_version`]).
+    pub model_version: String,
+    /// Label scheme (from [`TrainOptions::label_scheme`]).
+    pub label_scheme: String,
+    /// Labels, in class order.
+    pub labels: Vec<String>,
+    /// SHA-256 (hex) of the training examples (label, text) in order.
+    pub training_digest: String,
+    /// Number of training examples.
+    pub training_examples: u64,
+    /// Creation time, Unix seconds.
+    pub created_at: u64,
+    /// Version of this crate that trained it.
+    pub trainer: String,
+    /// The options it was trained with.
+    pub options: TrainOptions,
+}
+
+/// One feature's contribution to the winning class, for explanations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    /// The feature as text (a word, word n-gram or character n-gram of the normalised text).
+    pub feature: String,
+    /// Its contribution to the winning class's margin.
+    pub weight: f32,
+}
+
+/// The model's answer for one text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// Most likely label.
+    pub label: String,
+    /// Its calibrated probability.
+    pub confidence: f32,
+    /// Every label with its probability, most likely first.
+    pub scores: Vec<(String, f32)>,
+    /// Features that pushed most towards the winning label, largest first.
+    pub top_features: Vec<Contribution>,
+}
+
+/// Identity-ish hasher for keys that are already hashes.
+#[derive(Clone, Copy, Default)]
+struct PreHashed;
+
+struct PreHasher(u64);
+
+impl Hasher for PreHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | u64::from(b);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = u64::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+impl BuildHasher for PreHashed {
+    type Hasher = PreHasher;
+    fn build_hasher(&self) -> PreHasher {
+        PreHasher(0)
+    }
+}
+
+/// A trained linear text classifier.
+#[derive(Debug, Clone)]
+pub struct Model {
+    header: ModelHeader,
+    n_docs: u32,
+    /// Sorted vocabulary hashes; position = feature index.
+    hashes: Vec<u32>,
+    df: Vec<u32>,
+    index: HashMap<u32, u32, PreHashed>,
+    idf: Vec<f32>,
+    /// Feature-major weights: `weights[f * k + c]`.
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+    temperature: f32,
+}
+
+impl std::fmt::Debug for PreHashed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreHashed")
+    }
+}
+
+/// Sparse row: (feature index, value).
+type Row = Vec<(u32, f32)>;
+
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Stable 64-bit hash of a string with a seed (FNV-1a + SplitMix finaliser); the basis of
+/// every deterministic split in this crate.
+pub fn stable_hash(text: &str, seed: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for &b in text.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    SplitMix(h).next()
+}
+
+/// Sequence of tf-idf block vectors for a document.
+fn vectorize(
+    counts: &[Vec<(u32, f32)>; 2],
+    lookup: impl Fn(u32) -> Option<u32>,
+    idf: &[f32],
+    block_weights: [f32; 2],
+) -> Row {
+    let mut row: Row = Vec::with_capacity(counts[0].len() + counts[1].len());
+    for (b, block) in counts.iter().enumerate() {
+        let start = row.len();
+        let mut norm = 0.0f32;
+        for &(h, c) in block {
+            if let Some(j) = lookup(h) {
+                let v = (1.0 + c.ln()) * idf.get(j as usize).copied().unwrap_or(1.0);
+                norm += v * v;
+                row.push((j, v));
+            }
+        }
+        if norm > 0.0 {
+            let scale = block_weights[b] / norm.sqrt();
+            for e in &mut row[start..] {
+                e.1 *= scale;
+            }
+        }
+    }
+    row
+}
+
+fn block_weights(cfg: &FeatureConfig) -> [f32; 2] {
+    let cw = if cfg.char_block_weight.is_finite() {
+        cfg.char_block_weight.max(0.0)
+    } else {
+        1.0
+    };
+    [1.0, cw]
+}
+
+/// Train one binary squared-hinge SVM by dual coordinate descent. `y` is ±1, `cost` is the
+/// per-sample C. Returns (weights, bias).
+#[allow(clippy::too_many_arguments)]
+fn train_binary(
+    rows: &[Row],
+    sq_norms: &[f32],
+    scale: Option<&[f32]>,
+    dim: usize,
+    y: &[f32],
+    cost: &[f32],
+    opts: &TrainOptions,
+    rng: &mut SplitMix,
+) -> (Vec<f32>, f32) {
+    let n = rows.len();
+    let mut w = vec![0f32; dim];
+    let mut b = 0f32;
+    let mut alpha = vec![0f32; n];
+    let diag: Vec<f32> = cost.iter().map(|c| 0.5 / c.max(1e-12)).collect();
+    let qd: Vec<f32> = (0..n).map(|i| sq_norms[i] + 1.0 + diag[i]).collect();
+    let mut order: Vec<usize> = (0..n).collect();
+    for _epoch in 0..opts.max_epochs.max(1) {
+        for i in (1..n).rev() {
+            let j = rng.below(i + 1);
+            order.swap(i, j);
+        }
+        let mut max_pg = f32::NEG_INFINITY;
+        let mut min_pg = f32::INFINITY;
+        for &i in &order {
+            let row = &rows[i];
+            let mut dot = b;
+            match scale {
+                Some(s) => {
+                    for &(j, v) in row {
+                        dot += w[j as usize] * v * s[j as usize];
+                    }
+                }
+                None => {
+                    for &(j, v) in row {
+                        dot += w[j as usize] * v;
+                    }
+                }
+            }
+            let g = y[i] * dot - 1.0 + alpha[i] * diag[i];
+            let pg = if alpha[i] == 0.0 { g.min(0.0) } else { g };
+            max_pg = max_pg.max(pg);
+            min_pg = min_pg.min(pg);
+            if pg.abs() > 1e-12 {
+                let old = alpha[i];
+                alpha[i] = (old - g / qd[i]).max(0.0);
+                let d = (alpha[i] - old) * y[i];
+                if d != 0.0 {
+                    match scale {
+                        Some(s) => {
+                            for &(j, v) in row {
+                                w[j as usize] += d * v * s[j as usize];
+                            }
+                        }
+                        None => {
+                            for &(j, v) in row {
+                                w[j as usize] += d * v;
+                            }
+                        }
+                    }
+                    b += d;
+                }
+            }
+        }
+        if max_pg - min_pg < opts.tolerance {
+            break;
+        }
+    }
+    (w, b)
+}
+
+/// Fit OvR weights; returns feature-major weights and biases.
+fn fit_ovr(
+    rows: &[Row],
+    labels: &[usize],
+    k: usize,
+    dim: usize,
+    opts: &TrainOptions,
+    stage: Stage,
+    progress: &mut dyn FnMut(Progress),
+) -> (Vec<f32>, Vec<f32>) {
+    let n = rows.len();
+    let mut class_n = vec![0usize; k];
+    for &l in labels {
+        class_n[l] += 1;
+    }
+    let power = if opts.class_weight_power.is_finite() {
+        opts.class_weight_power
+    } else {
+        0.0
+    };
+    let class_w: Vec<f32> = class_n
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                1.0
+            } else {
+                ((n as f32) / (k as f32 * c as f32)).powf(power)
+            }
+        })
+        .collect();
+    let cost: Vec<f32> = labels
+        .iter()
+        .map(|&l| opts.c.max(1e-6) * class_w[l])
+        .collect();
+    let sq_norms: Vec<f32> = rows
+        .iter()
+        .map(|r| r.iter().map(|e| e.1 * e.1).sum())
+        .collect();
+    let nb = opts.nb_alpha.is_finite() && opts.nb_alpha > 0.0;
+    // Binarised document frequency of every feature per class (for NB log-count ratios).
+    let class_df: Vec<Vec<f32>> = if nb {
+        let mut df = vec![vec![0f32; dim]; k];
+        for (row, &l) in rows.iter().zip(labels) {
+            for &(j, v) in row {
+                if v != 0.0 {
+                    df[l][j as usize] += 1.0;
+                }
+            }
+        }
+        df
+    } else {
+        Vec::new()
+    };
+    let mut weights = vec![0f32; dim * k];
+    let mut bias = vec![0f32; k];
+    progress(Progress {
+        stage,
+        done: 0,
+        total: k as u64,
+    });
+    for c in 0..k {
+        let y: Vec<f32> = labels
+            .iter()
+            .map(|&l| if l == c { 1.0 } else { -1.0 })
+            .collect();
+        let mut rng = SplitMix(opts.seed ^ (c as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+        let ratio = nb.then(|| nb_ratio(&class_df, c, opts.nb_alpha, opts.nb_clip));
+        let (mut w, b) = match &ratio {
+            Some(r) => {
+                let sq: Vec<f32> = rows
+                    .iter()
+                    .map(|row| {
+                        row.iter()
+                            .map(|&(j, v)| {
+                                let x = v * r[j as usize];
+                                x * x
+                            })
+                            .sum()
+                    })
+                    .collect();
+                train_binary(rows, &sq, Some(r), dim, &y, &cost, opts, &mut rng)
+            }
+            None => train_binary(rows, &sq_norms, None, dim, &y, &cost, opts, &mut rng),
+        };
+        if let Some(r) = &ratio {
+            let beta = if opts.nb_beta.is_finite() {
+                opts.nb_beta.clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
+            let mean_abs = w.iter().map(|x| x.abs()).sum::<f32>() / dim.max(1) as f32;
+            for (wf, rf) in w.iter_mut().zip(r) {
+                *wf = ((1.0 - beta) * mean_abs + beta * *wf) * rf;
+            }
+        }
+        for (f, wf) in w.iter().enumerate() {
+            weights[f * k + c] = *wf;
+        }
+        bias[c] = b;
+        progress(Progress {
+            stage,
+            done: c as u64 + 1,
+            total: k as u64,
+        });
+    }
+    (weights, bias)
+}
+
+/// Naive-Bayes log-count ratio of every feature for class `c` against the rest, from
+/// per-class binarised document frequencies, smoothed by `alpha`, optionally clipped.
+fn nb_ratio(class_df: &[Vec<f32>], c: usize, alpha: f32, clip: f32) -> Vec<f32> {
+    let dim = class_df.first().map_or(0, Vec::len);
+    let mut p = vec![alpha; dim];
+    let mut q = vec![alpha; dim];
+    for (l, df) in class_df.iter().enumerate() {
+        let target = if l == c { &mut p } else { &mut q };
+        for (t, d) in target.iter_mut().zip(df) {
+            *t += d;
+        }
+    }
+    let ps: f32 = p.iter().sum();
+    let qs: f32 = q.iter().sum();
+    let clip = if clip.is_finite() && clip > 0.0 {
+        clip
+    } else {
+        f32::INFINITY
+    };
+    p.iter()
+        .zip(&q)
+        .map(|(a, b)| ((a / ps) / (b / qs)).ln().clamp(-clip, clip))
+        .collect()
+}
+
+fn margins(row: &Row, weights: &[f32], bias: &[f32]) -> Vec<f32> {
+    let k = bias.len();
+    let mut s = bias.to_vec();
+    for &(j, v) in row {
+        let base = j as usize * k;
+        if let Some(ws) = weights.get(base..base + k) {
+            for (sc, w) in s.iter_mut().zip(ws) {
+                *sc += v * w;
+            }
+        }
+    }
+    s
+}
+
+fn softmax(margins: &[f32], temperature: f32) -> Vec<f32> {
+    let max = margins.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exps: Vec<f32> = margins
+        .iter()
+        .map(|m| ((m - max) * temperature).exp())
+        .collect();
+    let sum: f32 = exps.iter().sum();
+    if sum > 0.0 && sum.is_finite() {
+        exps.iter().map(|e| e / sum).collect()
+    } else {
+        vec![1.0 / margins.len().max(1) as f32; margins.len()]
+    }
+}
+
+fn macro_f1_of(scored: &[(Vec<f32>, usize)], offsets: &[f32], k: usize) -> f64 {
+    let mut tp = vec![0usize; k];
+    let mut pred = vec![0usize; k];
+    let mut truth = vec![0usize; k];
+    for (m, y) in scored {
+        let mut best = 0;
+        let mut best_v = f32::NEG_INFINITY;
+        for (c, (v, o)) in m.iter().zip(offsets).enumerate() {
+            if v + o > best_v {
+                best_v = v + o;
+                best = c;
+            }
+        }
+        pred[best] += 1;
+        truth[*y] += 1;
+        tp[*y] += usize::from(best == *y);
+    }
+    let mut sum = 0f64;
+    let mut classes = 0usize;
+    for c in 0..k {
+        if truth[c] == 0 {
+            continue;
+        }
+        classes += 1;
+        let p = if pred[c] > 0 {
+            tp[c] as f64 / pred[c] as f64
+        } else {
+            0.0
+        };
+        let r = tp[c] as f64 / truth[c] as f64;
+        if p + r > 0.0 {
+            sum += 2.0 * p * r / (p + r);
+        }
+    }
+    if classes == 0 {
+        0.0
+    } else {
+        sum / classes as f64
+    }
+}
+
+/// Per-class margin offsets maximising macro-F1 on out-of-fold margins (coordinate ascent over
+/// a small grid; a change must gain at least 0.0005 to be taken, so noise does not move them).
+fn fit_offsets(scored: &[(Vec<f32>, usize)], k: usize) -> Vec<f32> {
+    let mut offsets = vec![0f32; k];
+    let mut best = macro_f1_of(scored, &offsets, k);
+    for _round in 0..3 {
+        let mut changed = false;
+        for c in 0..k {
+            let current = offsets[c];
+            let mut best_here = (best, current);
+            for step in -12i32..=12 {
+                let cand = step as f32 * 0.05;
+                offsets[c] = cand;
+                let f = macro_f1_of(scored, &offsets, k);
+                if f > best_here.0 + 0.0005 {
+                    best_here = (f, cand);
+                }
+            }
+            offsets[c] = best_here.1;
+            if best_here.1 != current {
+                changed = true;
+                best = best_here.0;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    offsets
+}
+
+/// Pick the temperature minimising log loss over (margins, true class).
+fn fit_temperature(scored: &[(Vec<f32>, usize)]) -> f32 {
+    if scored.is_empty() {
+        return 1.0;
+    }
+    let mut best = (f64::INFINITY, 1.0f32);
+    for step in 0..=80 {
+        let t = 10f32.powf(-1.0 + step as f32 * 3.0 / 80.0); // 0.1 .. 100
+        let mut loss = 0f64;
+        for (m, y) in scored {
+            let p = softmax(m, t);
+            loss -= f64::from(p.get(*y).copied().unwrap_or(0.0).max(1e-7)).ln();
+        }
+        if loss < best.0 {
+            best = (loss, t);
+        }
+    }
+    best.1
+}
+
+fn quantize(weights: &[f32], k: usize) -> (Vec<i16>, Vec<f32>) {
+    let mut scales = vec![0f32; k];
+    for (i, w) in weights.iter().enumerate() {
+        let c = i % k;
+        scales[c] = scales[c].max(w.abs());
+    }
+    for s in &mut scales {
+        *s = if *s > 0.0 { *s / 32767.0 } else { 1.0 };
+    }
+    let q = weights
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w / scales[i % k]).round().clamp(-32767.0, 32767.0) as i16)
+        .collect();
+    (q, scales)
+}
+
+fn dequantize(q: &[i16], scales: &[f32]) -> Vec<f32> {
+    let k = scales.len().max(1);
+    q.iter()
+        .enumerate()
+        .map(|(i, &v)| f32::from(v) * scales[i % k])
+        .collect()
+}
+
+/// SHA-256 (hex) over examples, in order.
+pub fn digest_examples(examples: &[Example]) -> String {
+    let mut h = Sha256::new();
+    for e in examples {
+        h.update(e.label.as_bytes());
+        h.update([0u8]);
+        h.update(e.text.as_bytes());
+        h.update([0u8]);
+    }
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    header: ModelHeader,
+    n_docs: u32,
+    hash_deltas: Vec<u32>,
+    df: Vec<u32>,
+    scales: Vec<f32>,
+    weights: Vec<i16>,
+    bias: Vec<f32>,
+    temperature: f32,
+}
+
+/// Layout of format-version-1 artifacts (before the NBSVM options), read for compatibility.
+mod legacy {
+    use serde::Deserialize;
+
+    use super::{FeatureConfig, ModelHeader, Payload, TrainOptions};
+
+    #[derive(Deserialize)]
+    pub(super) struct TrainOptionsV1 {
+        features: FeatureConfig,
+        c: f32,
+        class_weight_power: f32,
+        max_epochs: usize,
+        tolerance: f32,
+        min_df: u32,
+        max_features: usize,
+        calibrate: bool,
+        calibration_folds: usize,
+        tune_offsets: bool,
+        seed: u64,
+        model_version: String,
+        label_scheme: String,
+        created_at: Option<u64>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct HeaderV1 {
+        format_version: u32,
+        model_version: String,
+        label_scheme: String,
+        labels: Vec<String>,
+        training_digest: String,
+        training_examples: u64,
+        created_at: u64,
+        trainer: String,
+        options: TrainOptionsV1,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct PayloadV1 {
+        header: HeaderV1,
+        n_docs: u32,
+        hash_deltas: Vec<u32>,
+        df: Vec<u32>,
+        scales: Vec<f32>,
+        weights: Vec<i16>,
+        bias: Vec<f32>,
+        temperature: f32,
+    }
+
+    impl From<PayloadV1> for Payload {
+        fn from(p: PayloadV1) -> Payload {
+            let h = p.header;
+            let o = h.options;
+            Payload {
+                header: ModelHeader {
+                    format_version: h.format_version,
+                    model_version: h.model_version,
+                    label_scheme: h.label_scheme,
+                    labels: h.labels,
+                    training_digest: h.training_digest,
+                    training_examples: h.training_examples,
+                    created_at: h.created_at,
+                    trainer: h.trainer,
+                    options: TrainOptions {
+                        features: o.features,
+                        c: o.c,
+                        class_weight_power: o.class_weight_power,
+                        max_epochs: o.max_epochs,
+                        tolerance: o.tolerance,
+                        min_df: o.min_df,
+                        max_features: o.max_features,
+                        calibrate: o.calibrate,
+                        calibration_folds: o.calibration_folds,
+                        tune_offsets: o.tune_offsets,
+                        seed: o.seed,
+                        model_version: o.model_version,
+                        label_scheme: o.label_scheme,
+                        created_at: o.created_at,
+                        ..TrainOptions::default()
+                    },
+                },
+                n_docs: p.n_docs,
+                hash_deltas: p.hash_deltas,
+                df: p.df,
+                scales: p.scales,
+                weights: p.weights,
+                bias: p.bias,
+                temperature: p.temperature,
+            }
+        }
+    }
+}
+
+/// Pre-featurised training data, reusable across option sets with the same [`FeatureConfig`].
+#[derive(Debug, Clone)]
+pub struct FeaturizedSet {
+    features: FeatureConfig,
+    counts: Vec<[Vec<(u32, f32)>; 2]>,
+    labels: Vec<String>,
+    digest: String,
+}
+
+impl FeaturizedSet {
+    /// Tokenise and count every example once.
+    pub fn new(
+        examples: &[Example],
+        features: &FeatureConfig,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Self {
+        let total = examples.len() as u64;
+        let mut counts = Vec::with_capacity(examples.len());
+        for (i, e) in examples.iter().enumerate() {
+            counts.push(features::counts(&tokenize::normalize(&e.text), features));
+            if i % 256 == 0 || i + 1 == examples.len() {
+                progress(Progress {
+                    stage: Stage::Featurizing,
+                    done: i as u64 + 1,
+                    total,
+                });
+            }
+        }
+        FeaturizedSet {
+            features: features.clone(),
+            counts,
+            labels: examples.iter().map(|e| e.label.clone()).collect(),
+            digest: digest_examples(examples),
+        }
+    }
+
+    /// The feature configuration the set was built with.
+    pub fn features(&self) -> &FeatureConfig {
+        &self.features
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+impl Model {
+    /// Train a model. `progress` is called as work advances (for a progress bar).
+    pub fn train(
+        examples: &[Example],
+        options: &TrainOptions,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<Model> {
+        let set = FeaturizedSet::new(examples, &options.features, &mut progress);
+        Model::train_featurized(&set, options, &mut progress)
+    }
+
+    /// Train from pre-featurised examples (saves tokenising again when trying several options).
+    pub fn train_featurized(
+        set: &FeaturizedSet,
+        options: &TrainOptions,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Model> {
+        if set.features != options.features {
+            return Err(Error::Training(
+                "the featurised set was built with another feature configuration".into(),
+            ));
+        }
+        if set.is_empty() {
+            return Err(Error::Training("no training examples".into()));
+        }
+        if !(options.c.is_finite() && options.c > 0.0) {
+            return Err(Error::Training(format!(
+                "C must be a positive number, got {}",
+                options.c
+            )));
+        }
+        let mut label_names: Vec<String> = set.labels.clone();
+        label_names.sort();
+        label_names.dedup();
+        if label_names.len() < 2 {
+            return Err(Error::Training(format!(
+                "need at least two distinct labels, found {}",
+                label_names.len()
+            )));
+        }
+        let k = label_names.len();
+        let label_idx: HashMap<&str, usize> = label_names
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_str(), i))
+            .collect();
+        let labels: Vec<usize> = set
+            .labels
+            .iter()
+            .map(|l| label_idx.get(l.as_str()).copied().unwrap_or(0))
+            .collect();
+        let n = set.len();
+
+        // Vocabulary: document frequency per hash, pruned by min_df and max_features.
+        let mut df: HashMap<u32, u32, PreHashed> = HashMap::with_hasher(PreHashed);
+        for doc in &set.counts {
+            for block in doc {
+                for &(h, _) in block {
+                    *df.entry(h).or_insert(0) += 1;
+                }
+            }
+        }
+        let mut vocab: Vec<(u32, u32)> = df
+            .into_iter()
+            .filter(|&(_, d)| d >= options.min_df.max(1))
+            .collect();
+        if vocab.len() > options.max_features.max(1) {
+            vocab.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            vocab.truncate(options.max_features.max(1));
+        }
+        vocab.sort_unstable_by_key(|&(h, _)| h);
+        if vocab.is_empty() {
+            return Err(Error::Training(
+                "no feature occurs in min_df training documents; lower min_df or add data".into(),
+            ));
+        }
+        let hashes: Vec<u32> = vocab.iter().map(|v| v.0).collect();
+        let dfs: Vec<u32> = vocab.iter().map(|v| v.1).collect();
+        let mut model = Model::assemble(
+            ModelHeader {
+                format_version: FORMAT_VERSION,
+                model_version: options.model_version.clone(),
+                label_scheme: options.label_scheme.clone(),
+                labels: label_names,
+                training_digest: set.digest.clone(),
+                training_examples: n as u64,
+                created_at: options.created_at.unwrap_or_else(|| {
+                    SystemTime::now()
+                        .duration_since(UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0)
+                }),
+                trainer: format!("redress-classifier {}", env!("CARGO_PKG_VERSION")),
+                options: options.clone(),
+            },
+            n as u32,
+            hashes,
+            dfs,
+            Vec::new(),
+            vec![0.0; k],
+            1.0,
+        );
+        let dim = model.hashes.len();
+        let bw = block_weights(&options.features);
+        let rows: Vec<Row> = set
+            .counts
+            .iter()
+            .map(|c| vectorize(c, |h| model.index.get(&h).copied(), &model.idf, bw))
+            .collect();
+
+        // Calibration: out-of-fold margins from `calibration_folds`-fold cross-validation on
+        // the training data give (1) per-class offsets added to the biases, chosen to maximise
+        // macro-F1 (they undo the pull of big classes), and (2) the softmax temperature.
+        let mut offsets = vec![0f32; k];
+        if options.calibrate && n >= 40 {
+            let folds = options.calibration_folds.clamp(2, 10);
+            let fold_of: Vec<usize> = (0..n)
+                .map(|i| {
+                    (stable_hash(&i.to_string(), options.seed ^ 0xCA1B) % folds as u64) as usize
+                })
+                .collect();
+            let mut scored: Vec<(Vec<f32>, usize)> = Vec::with_capacity(n);
+            for f in 0..folds {
+                let fit_rows: Vec<Row> = (0..n)
+                    .filter(|&i| fold_of[i] != f)
+                    .map(|i| rows[i].clone())
+                    .collect();
+                let fit_labels: Vec<usize> = (0..n)
+                    .filter(|&i| fold_of[i] != f)
+                    .map(|i| labels[i])
+                    .collect();
+                let mut quiet = |_: Progress| {};
+                let (w, b) = fit_ovr(
+                    &fit_rows,
+                    &fit_labels,
+                    k,
+                    dim,
+                    options,
+                    Stage::Calibrating,
+                    &mut quiet,
+                );
+                progress(Progress {
+                    stage: Stage::Calibrating,
+                    done: f as u64 + 1,
+                    total: folds as u64,
+                });
+                for i in (0..n).filter(|&i| fold_of[i] == f) {
+                    scored.push((margins(&rows[i], &w, &b), labels[i]));
+                }
+            }
+            if options.tune_offsets {
+                offsets = fit_offsets(&scored, k);
+                for (m, _) in &mut scored {
+                    for (x, o) in m.iter_mut().zip(&offsets) {
+                        *x += o;
+                    }
+                }
+            }
+            model.temperature = fit_temperature(&scored);
+        }
+        let (w, b) = fit_ovr(&rows, &labels, k, dim, options, Stage::Fitting, progress);
+        let (q, s) = quantize(&w, k);
+        model.weights = dequantize(&q, &s);
+        model.bias = b.iter().zip(&offsets).map(|(b, o)| b + o).collect();
+        progress(Progress {
+            stage: Stage::Done,
+            done: 1,
+            total: 1,
+        });
+        Ok(model)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        header: ModelHeader,
+        n_docs: u32,
+        hashes: Vec<u32>,
+        df: Vec<u32>,
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+        temperature: f32,
+    ) -> Model {
+        let mut index = HashMap::with_capacity_and_hasher(hashes.len(), PreHashed);
+        for (i, &h) in hashes.iter().enumerate() {
+            index.insert(h, i as u32);
+        }
+        let nd = n_docs as f32;
+        let idf = df
+            .iter()
+            .map(|&d| ((1.0 + nd) / (1.0 + d as f32)).ln() + 1.0)
+            .collect();
+        Model {
+            header,
+            n_docs,
+            hashes,
+            df,
+            index,
+            idf,
+            weights,
+            bias,
+            temperature,
+        }
+    }
+
+    /// Facts about the model (version, labels, training digest...).
+    pub fn header(&self) -> &ModelHeader {
+        &self.header
+    }
+
+    /// Labels in class order.
+    pub fn labels(&self) -> &[String] {
+        &self.header.labels
+    }
+
+    /// Number of features in the vocabulary.
+    pub fn feature_count(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Softmax temperature fitted for calibration.
+    pub fn temperature(&self) -> f32 {
+        self.temperature
+    }
+
+    /// The document's feature row and how many of its leading entries are word features.
+    fn row(&self, normalized: &str) -> (Row, usize) {
+        let counts = features::counts(normalized, &self.header.options.features);
+        let words = counts[0]
+            .iter()
+            .filter(|(h, _)| self.index.contains_key(h))
+            .count();
+        let row = vectorize(
+            &counts,
+            |h| self.index.get(&h).copied(),
+            &self.idf,
+            block_weights(&self.header.options.features),
+        );
+        let words = words.min(row.len());
+        (row, words)
+    }
+
+    /// Classify a text, explaining the decision with up to 5 features.
+    pub fn predict(&self, text: &str) -> Prediction {
+        self.predict_explained(text, 5)
+    }
+
+    /// Classify a text, explaining the decision with up to `explain` features (0 = none, fastest).
+    pub fn predict_explained(&self, text: &str, explain: usize) -> Prediction {
+        let normalized = tokenize::normalize(text);
+        let (row, word_len) = self.row(&normalized);
+        let m = margins(&row, &self.weights, &self.bias);
+        let p = softmax(&m, self.temperature);
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+        let best = order.first().copied().unwrap_or(0);
+        let k = self.bias.len();
+        let mut top_features = Vec::new();
+        if explain > 0 && !row.is_empty() {
+            // Explain with word features (readable, and naming them needs only a cheap
+            // word-level pass); fall back to every feature when no word feature helped.
+            let word_cfg = FeatureConfig {
+                cjk_char_ngrams: (0, 0),
+                latin_char_ngrams: (0, 0),
+                ..self.header.options.features.clone()
+            };
+            let positive = |r: &[(u32, f32)]| {
+                r.iter().any(|&(j, v)| {
+                    v * self
+                        .weights
+                        .get(j as usize * k + best)
+                        .copied()
+                        .unwrap_or(0.0)
+                        > 0.0
+                })
+            };
+            let words_only = positive(&row[..word_len]);
+            let candidates = if words_only {
+                &row[..word_len]
+            } else {
+                &row[..]
+            };
+            let mut contrib: Vec<(u32, f32)> = candidates
+                .iter()
+                .map(|&(j, v)| {
+                    (
+                        j,
+                        v * self
+                            .weights
+                            .get(j as usize * k + best)
+                            .copied()
+                            .unwrap_or(0.0),
+                    )
+                })
+                .filter(|&(_, c)| c > 0.0)
+                .collect();
+            contrib.sort_by(|a, b| b.1.total_cmp(&a.1));
+            contrib.truncate(explain);
+            let wanted: HashMap<u32, f32> = contrib
+                .iter()
+                .filter_map(|&(j, c)| self.hashes.get(j as usize).map(|&h| (h, c)))
+                .collect();
+            let mut names: HashMap<u32, String> = HashMap::new();
+            features::extract(
+                &normalized,
+                if words_only {
+                    &word_cfg
+                } else {
+                    &self.header.options.features
+                },
+                &mut |_: Block, h, render| {
+                    if wanted.contains_key(&h) && !names.contains_key(&h) {
+                        names.insert(h, render());
+                    }
+                },
+            );
+            for &(j, c) in &contrib {
+                if let Some(name) = self.hashes.get(j as usize).and_then(|h| names.get(h)) {
+                    top_features.push(Contribution {
+                        feature: name.clone(),
+                        weight: c,
+                    });
+                }
+            }
+        }
+        Prediction {
+            label: self.header.labels.get(best).cloned().unwrap_or_default(),
+            confidence: p.get(best).copied().unwrap_or(0.0),
+            scores: order
+                .iter()
+                .map(|&i| (self.header.labels.get(i).cloned().unwrap_or_default(), p[i]))
+                .collect(),
+            top_features,
+        }
+    }
+
+    /// Serialise to the versioned binary artifact.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let k = self.bias.len();
+        let (weights, scales) = quantize(&self.weights, k);
+        let mut prev = 0u32;
+        let hash_deltas = self
+            .hashes
+            .iter()
+            .map(|&h| {
+                let d = h.wrapping_sub(prev);
+                prev = h;
+                d
+            })
+            .collect();
+        let payload = Payload {
+            header: self.header.clone(),
+            n_docs: self.n_docs,
+            hash_deltas,
+            df: self.df.clone(),
+            scales,
+            weights,
+            bias: self.bias.clone(),
+            temperature: self.temperature,
+        };
+        let body = postcard::to_stdvec(&payload)
+            .map_err(|e| Error::Artifact(format!("cannot encode: {e}")))?;
+        let mut out = Vec::with_capacity(body.len() + 44);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&Sha256::digest(&body));
+        out.extend_from_slice(&body);
+        Ok(out)
+    }
+
+    /// Read an artifact from memory (checks magic, format version and checksum).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model> {
+        if bytes.len() < 44 || &bytes[..8] != MAGIC {
+            return Err(Error::Artifact(
+                "not a Redress model (bad magic or too short)".into(),
+            ));
+        }
+        let mut v = [0u8; 4];
+        v.copy_from_slice(&bytes[8..12]);
+        let version = u32::from_le_bytes(v);
+        if version != FORMAT_VERSION && version != 1 {
+            return Err(Error::Artifact(format!(
+                "format version {version}, this build reads versions 1 and {FORMAT_VERSION}"
+            )));
+        }
+        let body = &bytes[44..];
+        if Sha256::digest(body)[..] != bytes[12..44] {
+            return Err(Error::Artifact(
+                "checksum mismatch (file corrupted or truncated)".into(),
+            ));
+        }
+        let p: Payload = if version == 1 {
+            postcard::from_bytes::<legacy::PayloadV1>(body)
+                .map_err(|e| Error::Artifact(format!("cannot decode: {e}")))?
+                .into()
+        } else {
+            postcard::from_bytes(body)
+                .map_err(|e| Error::Artifact(format!("cannot decode: {e}")))?
+        };
+        let k = p.header.labels.len();
+        let nf = p.hash_deltas.len();
+        if k < 2
+            || p.bias.len() != k
+            || p.scales.len() != k
+            || p.df.len() != nf
+            || p.weights.len() != nf * k
+        {
+            return Err(Error::Artifact("inconsistent dimensions".into()));
+        }
+        let mut h = 0u32;
+        let hashes = p
+            .hash_deltas
+            .iter()
+            .map(|&d| {
+                h = h.wrapping_add(d);
+                h
+            })
+            .collect();
+        let weights = dequantize(&p.weights, &p.scales);
+        Ok(Model::assemble(
+            p.header,
+            p.n_docs,
+            hashes,
+            p.df,
+            weights,
+            p.bias,
+            p.temperature,
+        ))
+    }
+
+    /// Write the artifact to `path`.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let bytes = self.to_bytes()?;
+        std::fs::write(path, bytes).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Load an artifact from `path`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Model::from_bytes(&bytes)
+    }
+}
+
+/// Measure single-threaded prediction throughput (texts per second) over `texts`, with no
+/// explanation features, at least `min_passes` passes.
+pub fn measure_throughput(model: &Model, texts: &[String], min_passes: usize) -> f64 {
+    if texts.is_empty() {
+        return 0.0;
+    }
+    let start = Instant::now();
+    let mut n = 0usize;
+    for _ in 0..min_passes.max(1) {
+        for t in texts {
+            let p = model.predict_explained(t, 0);
+            n += usize::from(!p.label.is_empty());
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64().max(1e-9)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small synthetic dataset: three topics with distinctive vocabularies plus shared noise.
+    pub(crate) fn synthetic(n_per_class: usize, seed: u64) -> Vec<Example> {
+        let topics: [(&str, &[&str]); 3] = [
+            (
+                "card",
+                &[
+                    "credit card",
+                    "statement",
+                    "annual fee",
+                    "charged twice",
+                    "card limit",
+                    "信用卡",
+                    "年费",
+                ],
+            ),
+            (
+                "loan",
+                &[
+                    "loan",
+                    "interest rate",
+                    "repayment",
+                    "installment",
+                    "payoff",
+                    "借款",
+                    "利息",
+                ],
+            ),
+            (
+                "collect",
+                &[
+                    "collector",
+                    "calls me",
+                    "debt not owed",
+                    "harass",
+                    "threatened",
+                    "催收",
+                    "骚扰",
+                ],
+            ),
+        ];
+        let noise = [
+            "the", "bank", "company", "please", "help", "my", "account", "我", "的", "公司",
+        ];
+        let mut rng = SplitMix(seed);
+        let mut out = Vec::new();
+        for i in 0..n_per_class {
+            for (label, words) in &topics {
+                let mut text = String::new();
+                for _ in 0..12 {
+                    let w = if rng.below(3) == 0 {
+                        words[rng.below(words.len())]
+                    } else {
+                        noise[rng.below(noise.len())]
+                    };
+                    text.push_str(w);
+                    text.push(' ');
+                }
+                text.push_str(&format!("ref {i}"));
+                out.push(Example::new(text, *label));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn trains_predicts_and_round_trips() {
+        let data = synthetic(60, 7);
+        let opts = TrainOptions {
+            model_version: "test-v1".into(),
+            label_scheme: "synthetic".into(),
+            created_at: Some(1_700_000_000),
+            ..TrainOptions::chinese()
+        };
+        let mut stages = Vec::new();
+        let model = Model::train(&data, &opts, |p| stages.push(p.stage)).expect("train");
+        assert!(stages.contains(&Stage::Fitting) && stages.contains(&Stage::Done));
+        assert_eq!(model.labels(), &["card", "collect", "loan"]);
+        let p = model.predict("my credit card annual fee was charged twice 信用卡");
+        assert_eq!(p.label, "card");
+        assert!(p.confidence > 0.5 && p.confidence <= 1.0);
+        assert_eq!(p.scores.len(), 3);
+        assert!(!p.top_features.is_empty());
+        let sum: f32 = p.scores.iter().map(|s| s.1).sum();
+        assert!((sum - 1.0).abs() < 1e-3);
+
+        let dir = std::env::temp_dir().join(format!("redress-model-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("m.bin");
+        model.save(&path).expect("save");
+        let loaded = Model::load(&path).expect("load");
+        assert_eq!(loaded.header(), model.header());
+        for e in data.iter().take(30) {
+            assert_eq!(loaded.predict(&e.text), model.predict(&e.text));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // Corruption and truncation are detected, never a panic.
+        let mut bytes = model.to_bytes().expect("bytes");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xFF;
+        assert!(matches!(Model::from_bytes(&bytes), Err(Error::Artifact(_))));
+        assert!(Model::from_bytes(&bytes[..30]).is_err());
+        assert!(Model::from_bytes(b"").is_err());
+    }
+
+    #[test]
+    fn nbsvm_trains_and_round_trips() {
+        let data = synthetic(60, 11);
+        let opts = TrainOptions {
+            nb_alpha: 1.0,
+            nb_beta: 0.75,
+            c: 0.05,
+            created_at: Some(1_700_000_000),
+            ..TrainOptions::english()
+        };
+        let model = Model::train(&data, &opts, |_| {}).expect("train");
+        assert_eq!(
+            model.predict("collector calls me and threatened").label,
+            "collect"
+        );
+        let bytes = model.to_bytes().expect("bytes");
+        let loaded = Model::from_bytes(&bytes).expect("load");
+        assert_eq!(loaded.header().options.nb_alpha, 1.0);
+        for e in data.iter().take(20) {
+            assert_eq!(loaded.predict(&e.text), model.predict(&e.text));
+        }
+    }
+
+    #[test]
+    fn odd_inputs_do_not_panic() {
+        let model =
+            Model::train(&synthetic(20, 3), &TrainOptions::default(), |_| {}).expect("train");
+        for t in ["", " ", "\u{0}\u{FEFF}", "😀😀", &"x".repeat(200_000)] {
+            let p = model.predict(t);
+            assert!(p.confidence.is_finite());
+        }
+    }
+
+    #[test]
+    fn rejects_bad_training_input() {
+        assert!(Model::train(&[], &TrainOptions::default(), |_| {}).is_err());
+        let one = vec![Example::new("a b c", "x"), Example::new("a b d", "x")];
+        assert!(Model::train(&one, &TrainOptions::default(), |_| {}).is_err());
+    }
+}
