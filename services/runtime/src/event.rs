@@ -43,6 +43,8 @@ pub fn event_type(event: &Event) -> &'static str {
         Some(Payload::ComplaintRejected(_)) => "complaint_rejected",
         Some(Payload::ComplaintWithdrawn(_)) => "complaint_withdrawn",
         Some(Payload::ContactRead(_)) => "contact_read",
+        Some(Payload::ComplaintClassified(_)) => "complaint_classified",
+        Some(Payload::ComplaintReclassified(_)) => "complaint_reclassified",
         None => "unknown",
     }
 }
