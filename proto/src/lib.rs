@@ -16,6 +16,12 @@ macro_rules! package {
     };
 }
 
+pub mod cases {
+    pub mod v1 {
+        package!("redress.cases.v1");
+    }
+}
+
 pub mod common {
     pub mod v1 {
         package!("redress.common.v1");
