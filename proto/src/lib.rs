@@ -22,6 +22,12 @@ pub mod cases {
     }
 }
 
+pub mod classification {
+    pub mod v1 {
+        package!("redress.classification.v1");
+    }
+}
+
 pub mod common {
     pub mod v1 {
         package!("redress.common.v1");

@@ -1,0 +1,14 @@
+//! `redress-classification`: the classification service on its own.
+
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config: redress_classification::Config = redress_runtime::config::parse();
+    let _telemetry = redress_runtime::telemetry::init("classification", config.runtime.log_format);
+    let shutdown = CancellationToken::new();
+    redress_runtime::shutdown::cancel_on_signal(shutdown.clone());
+    let running = redress_classification::run(config, shutdown).await?;
+    running.stopped().await?;
+    Ok(())
+}

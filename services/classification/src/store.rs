@@ -1,0 +1,278 @@
+//! Classification's records: the current classification, its history, the review queue and
+//! specialists' labelled examples.
+
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+use chrono::{DateTime, Utc};
+use prost::Message as _;
+use redress_proto::{
+    classification::v1::{ComplaintClassification, HistoryEntry},
+    common::v1::Actor,
+    events::v1::{Classification, ComplaintClassified},
+};
+use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("page token is not one this service issued")]
+    PageToken,
+}
+
+/// Records the first classification of a complaint; false when it was already classified
+/// (a redelivered `received`).
+pub async fn insert(
+    conn: &mut PgConnection,
+    complaint: &ComplaintClassified,
+    text: &str,
+    actor: &Actor,
+) -> Result<bool, sqlx::Error> {
+    let Ok(id) = Uuid::parse_str(&complaint.complaint_id) else {
+        return Ok(false);
+    };
+    let c = complaint.classification.clone().unwrap_or_default();
+    let mut rest = complaint.clone();
+    rest.classification = None;
+    let inserted = sqlx::query(
+        "INSERT INTO classifications (complaint_id, reference, text, language, current, category_code, \
+           cause_code, severity, confidence, review_status, version, classified_at, complaint) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, now(), $11) ON CONFLICT DO NOTHING",
+    )
+    .bind(id)
+    .bind(&complaint.reference)
+    .bind(text)
+    .bind(&c.language)
+    .bind(c.encode_to_vec())
+    .bind(c.category.as_ref().map(|l| l.code.clone()).unwrap_or_default())
+    .bind(c.cause.as_ref().map(|l| l.code.clone()).unwrap_or_default())
+    .bind(c.severity)
+    .bind(c.confidence as f32)
+    .bind(if c.needs_review { "pending" } else { "not_needed" })
+    .bind(rest.encode_to_vec())
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    history(conn, id, 1, &c, actor, "").await?;
+    Ok(true)
+}
+
+async fn history(
+    conn: &mut PgConnection,
+    id: Uuid,
+    version: i32,
+    c: &Classification,
+    actor: &Actor,
+    note: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO classification_history (complaint_id, version, classification, actor_subject, actor_role, note) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(c.encode_to_vec())
+    .bind(&actor.subject)
+    .bind(&actor.role)
+    .bind(note)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// The current record, locked for update when `lock` (inside a transaction).
+pub struct Current {
+    pub id: Uuid,
+    pub version: i32,
+    pub classification: Classification,
+    pub complaint: ComplaintClassified,
+    pub text: String,
+    pub language: String,
+}
+
+pub async fn current_for_update(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<Current>, sqlx::Error> {
+    let row: Option<(i32, Vec<u8>, Vec<u8>, String, String)> = sqlx::query_as(
+        "SELECT version, current, complaint, text, language FROM classifications WHERE complaint_id = $1 FOR UPDATE",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(
+        row.map(|(version, current, complaint, text, language)| Current {
+            id,
+            version,
+            classification: Classification::decode(current.as_slice()).unwrap_or_default(),
+            complaint: ComplaintClassified::decode(complaint.as_slice()).unwrap_or_default(),
+            text,
+            language,
+        }),
+    )
+}
+
+/// A specialist's override: the new current classification, its history entry and the
+/// labelled example, all in the caller's transaction.
+pub async fn reclassify(
+    conn: &mut PgConnection,
+    current: &Current,
+    next: &Classification,
+    actor: &Actor,
+    note: &str,
+) -> Result<i32, sqlx::Error> {
+    let version = current.version + 1;
+    let category = next
+        .category
+        .as_ref()
+        .map(|l| l.code.clone())
+        .unwrap_or_default();
+    let cause = next
+        .cause
+        .as_ref()
+        .map(|l| l.code.clone())
+        .unwrap_or_default();
+    sqlx::query(
+        "UPDATE classifications SET current = $2, category_code = $3, cause_code = $4, severity = $5, \
+           confidence = $6, review_status = 'reviewed', version = $7 WHERE complaint_id = $1",
+    )
+    .bind(current.id)
+    .bind(next.encode_to_vec())
+    .bind(&category)
+    .bind(&cause)
+    .bind(next.severity)
+    .bind(next.confidence as f32)
+    .bind(version)
+    .execute(&mut *conn)
+    .await?;
+    history(conn, current.id, version, next, actor, note).await?;
+    sqlx::query(
+        "INSERT INTO training_examples (complaint_id, text, language, category_code, cause_code, labelled_by) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (complaint_id) DO UPDATE SET category_code = EXCLUDED.category_code, \
+           cause_code = EXCLUDED.cause_code, labelled_by = EXCLUDED.labelled_by, labelled_at = now()",
+    )
+    .bind(current.id)
+    .bind(&current.text)
+    .bind(&current.language)
+    .bind(&category)
+    .bind(&cause)
+    .bind(&actor.subject)
+    .execute(conn)
+    .await?;
+    Ok(version)
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<ComplaintClassification>, StoreError> {
+    let row = sqlx::query(
+        "SELECT complaint_id, reference, current, review_status, text FROM classifications WHERE complaint_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut item = item(&row)?;
+    let history: Vec<(Vec<u8>, String, String, DateTime<Utc>, String)> = sqlx::query_as(
+        "SELECT classification, actor_subject, actor_role, at, note FROM classification_history \
+         WHERE complaint_id = $1 ORDER BY version",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    item.history = history
+        .into_iter()
+        .map(|(c, subject, role, at, note)| HistoryEntry {
+            classification: Classification::decode(c.as_slice()).ok(),
+            actor: Some(Actor {
+                subject,
+                role,
+                department: String::new(),
+            }),
+            at: Some(redress_runtime::event::timestamp(at)),
+            note,
+        })
+        .collect();
+    Ok(Some(item))
+}
+
+fn item(row: &PgRow) -> Result<ComplaintClassification, StoreError> {
+    let current: Vec<u8> = row.try_get("current")?;
+    Ok(ComplaintClassification {
+        complaint_id: row.try_get::<Uuid, _>("complaint_id")?.to_string(),
+        reference: row.try_get("reference")?,
+        classification: Classification::decode(current.as_slice()).ok(),
+        history: Vec::new(),
+        review_status: row.try_get("review_status")?,
+        text: row.try_get("text")?,
+    })
+}
+
+/// Pending reviews, oldest first.
+pub async fn review_queue(
+    pool: &PgPool,
+    page_size: u32,
+    page_token: &str,
+) -> Result<(Vec<ComplaintClassification>, String), StoreError> {
+    let size = i64::from(if page_size == 0 {
+        50
+    } else {
+        page_size.min(500)
+    });
+    let cursor = decode_cursor(page_token)?;
+    let rows = sqlx::query(
+        "SELECT complaint_id, reference, current, review_status, text, classified_at FROM classifications \
+         WHERE review_status = 'pending' \
+           AND ($1::timestamptz IS NULL OR (classified_at, complaint_id) > ($1, $2)) \
+         ORDER BY classified_at, complaint_id LIMIT $3",
+    )
+    .bind(cursor.map(|c| c.0))
+    .bind(cursor.map(|c| c.1))
+    .bind(size + 1)
+    .fetch_all(pool)
+    .await?;
+    let more = rows.len() as i64 > size;
+    let items = rows
+        .iter()
+        .take(size as usize)
+        .map(item)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = match (more, rows.get(size as usize - 1)) {
+        (true, Some(last)) => {
+            let at: DateTime<Utc> = last.try_get("classified_at")?;
+            let id: Uuid = last.try_get("complaint_id")?;
+            B64.encode(format!("{}|{id}", at.timestamp_micros()))
+        }
+        _ => String::new(),
+    };
+    Ok((items, next))
+}
+
+fn decode_cursor(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, StoreError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let text = B64
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(StoreError::PageToken)?;
+    let (micros, id) = text.split_once('|').ok_or(StoreError::PageToken)?;
+    let at = micros
+        .parse()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or(StoreError::PageToken)?;
+    Ok(Some((
+        at,
+        Uuid::parse_str(id).map_err(|_| StoreError::PageToken)?,
+    )))
+}
+
+/// Specialists' labelled examples as CSV rows (text, category, cause, language).
+pub async fn examples(pool: &PgPool) -> Result<Vec<(String, String, String, String)>, sqlx::Error> {
+    sqlx::query_as("SELECT text, category_code, cause_code, language FROM training_examples ORDER BY labelled_at")
+        .fetch_all(pool)
+        .await
+}
