@@ -39,3 +39,17 @@ stop: ## stop the NATS and Postgres that `make deps` started
 
 clean: stop ## stop local services and remove their data
 	@rm -rf .redress
+
+DATA ?= $(or $(REDRESS_DATA_DIR),../shared/data)
+eval: ## train on a fixed split of the shared data, evaluate on the rest; reports in target/eval/
+	@test -f "$(DATA)/cfpb_complaints.csv" || { echo "eval needs the labelled data in $(DATA) (or REDRESS_DATA_DIR)"; exit 1; }
+	@mkdir -p target/eval
+	@$(CARGO) build --release -q -p redress
+	@for spec in "en cfpb_complaints.csv narrative product_group cfpb_product_group" "zh cn_complaints.csv text category cn_category"; do \
+	  set -- $$spec; \
+	  echo "== $$1: $$2 ($$4), trained on the fixed 80%, measured on the other 20%"; \
+	  target/release/redress classification train --holdout --data "$(DATA)/$$2" --text-column $$3 --label-column $$4 \
+	    --label-scheme $$5 --model-version eval-$$1 --out target/eval/$$1.model | tee target/eval/$$1.txt; \
+	  target/release/redress classification eval --holdout --json --data "$(DATA)/$$2" --text-column $$3 --label-column $$4 \
+	    --model target/eval/$$1.model > target/eval/$$1.json; \
+	done

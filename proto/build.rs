@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(&descriptor_path)
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
-        .compile_with_config(config, &protos, &[root.clone()])?;
+        .compile_with_config(config, &protos, std::slice::from_ref(&root))?;
 
     let descriptors = std::fs::read(&descriptor_path)?;
     pbjson_build::Builder::new()

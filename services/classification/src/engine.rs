@@ -45,7 +45,7 @@ impl Engine {
 
 /// What the engine needs from a `received` event (its text is already redacted).
 pub fn input_of(received: &ComplaintReceived) -> engine::ComplaintInput {
-    let vulnerability = received.vulnerability.clone().unwrap_or_default();
+    let vulnerability = received.vulnerability.unwrap_or_default();
     let mut other = Vec::new();
     for (flag, name) in [
         (vulnerability.minor, "minor"),

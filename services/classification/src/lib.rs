@@ -45,8 +45,14 @@ pub enum Error {
 /// Starts classification and returns once it is serving; cancel `shutdown` to stop it.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running, Error> {
     let engine = Arc::new(engine::Engine::load(&config.classification)?);
-    let mut service =
-        Service::start(SERVICE, config.runtime.clone(), &MIGRATIONS, shutdown).await?;
+    let mut service = Service::start(
+        SERVICE,
+        SERVICE,
+        config.runtime.clone(),
+        &MIGRATIONS,
+        shutdown,
+    )
+    .await?;
     service
         .bus
         .ensure_streams(&[bus::COMPLAINT_EVENTS, bus::DLQ])

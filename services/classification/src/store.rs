@@ -96,22 +96,29 @@ pub async fn current_for_update(
     conn: &mut PgConnection,
     id: Uuid,
 ) -> Result<Option<Current>, sqlx::Error> {
-    let row: Option<(i32, Vec<u8>, Vec<u8>, String, String)> = sqlx::query_as(
-        "SELECT version, current, complaint, text, language FROM classifications WHERE complaint_id = $1 FOR UPDATE",
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        version: i32,
+        current: Vec<u8>,
+        complaint: Vec<u8>,
+        text: String,
+        language: String,
+    }
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT version, current, complaint, text, language FROM classifications \
+         WHERE complaint_id = $1 FOR UPDATE",
     )
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    Ok(
-        row.map(|(version, current, complaint, text, language)| Current {
-            id,
-            version,
-            classification: Classification::decode(current.as_slice()).unwrap_or_default(),
-            complaint: ComplaintClassified::decode(complaint.as_slice()).unwrap_or_default(),
-            text,
-            language,
-        }),
-    )
+    Ok(row.map(|r| Current {
+        id,
+        version: r.version,
+        classification: Classification::decode(r.current.as_slice()).unwrap_or_default(),
+        complaint: ComplaintClassified::decode(r.complaint.as_slice()).unwrap_or_default(),
+        text: r.text,
+        language: r.language,
+    }))
 }
 
 /// A specialist's override: the new current classification, its history entry and the
@@ -174,7 +181,15 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<ComplaintClassificati
     .await?;
     let Some(row) = row else { return Ok(None) };
     let mut item = item(&row)?;
-    let history: Vec<(Vec<u8>, String, String, DateTime<Utc>, String)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Entry {
+        classification: Vec<u8>,
+        actor_subject: String,
+        actor_role: String,
+        at: DateTime<Utc>,
+        note: String,
+    }
+    let history: Vec<Entry> = sqlx::query_as(
         "SELECT classification, actor_subject, actor_role, at, note FROM classification_history \
          WHERE complaint_id = $1 ORDER BY version",
     )
@@ -183,15 +198,15 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<ComplaintClassificati
     .await?;
     item.history = history
         .into_iter()
-        .map(|(c, subject, role, at, note)| HistoryEntry {
-            classification: Classification::decode(c.as_slice()).ok(),
+        .map(|e| HistoryEntry {
+            classification: Classification::decode(e.classification.as_slice()).ok(),
             actor: Some(Actor {
-                subject,
-                role,
+                subject: e.actor_subject,
+                role: e.actor_role,
                 department: String::new(),
             }),
-            at: Some(redress_runtime::event::timestamp(at)),
-            note,
+            at: Some(redress_runtime::event::timestamp(e.at)),
+            note: e.note,
         })
         .collect();
     Ok(Some(item))

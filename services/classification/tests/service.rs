@@ -96,10 +96,8 @@ async fn published(bus: &Bus, event_type: &str) -> Vec<Event> {
                 .get(headers::EVENT_TYPE)
                 .map(|v| v.as_str() == event_type)
                 .unwrap_or(false);
-            if is_type {
-                if let Ok(e) = Event::decode(m.payload.as_ref()) {
-                    out.push(e);
-                }
+            if is_type && let Ok(e) = Event::decode(m.payload.as_ref()) {
+                out.push(e);
             }
         }
     }

@@ -262,18 +262,18 @@ impl Classifier {
                     None,
                 );
             }
-            if dim == Dimension::Category {
-                if let Some(e) = product.and_then(|p| self.taxonomy.find_by_name(dim, p)) {
-                    let reason = Reason {
-                        code: "product".into(),
-                        detail: format!("intake product “{}”", product.unwrap_or_default()),
-                        evidence: None,
-                    };
-                    return (
-                        self.label(dim, &e.code, 1.0, Decider::Product, vec![reason]),
-                        None,
-                    );
-                }
+            if dim == Dimension::Category
+                && let Some(e) = product.and_then(|p| self.taxonomy.find_by_name(dim, p))
+            {
+                let reason = Reason {
+                    code: "product".into(),
+                    detail: format!("intake product “{}”", product.unwrap_or_default()),
+                    evidence: None,
+                };
+                return (
+                    self.label(dim, &e.code, 1.0, Decider::Product, vec![reason]),
+                    None,
+                );
             }
             if let Some(slot) = self
                 .models

@@ -292,15 +292,16 @@ impl SeverityConfig {
             }
         };
         let channel = input.channel.trim().to_ascii_lowercase();
-        if let Some(s) = self.signal("regulator_referral") {
-            if !channel.is_empty() && s.channels.iter().any(|c| c.eq_ignore_ascii_case(&channel)) {
-                fire(
-                    "regulator_referral",
-                    0.0,
-                    format!("received through channel `{}`", input.channel),
-                    None,
-                );
-            }
+        if let Some(s) = self.signal("regulator_referral")
+            && !channel.is_empty()
+            && s.channels.iter().any(|c| c.eq_ignore_ascii_case(&channel))
+        {
+            fire(
+                "regulator_referral",
+                0.0,
+                format!("received through channel `{}`", input.channel),
+                None,
+            );
         }
         if input.vulnerable.any() {
             let mut what = Vec::new();
@@ -332,31 +333,29 @@ impl SeverityConfig {
                 );
             }
         }
-        if let Some(a) = input.amount {
-            if let Some(&(large, very)) = self.amounts.get(&a.currency.trim().to_ascii_uppercase())
-            {
-                if a.minor >= large {
-                    let extra = if a.minor >= very {
-                        self.signal("large_amount")
-                            .and_then(|s| s.very_large_extra)
-                            .unwrap_or(0.0)
-                    } else {
-                        0.0
-                    };
-                    fire(
-                        "large_amount",
-                        extra,
-                        format!(
-                            "disputed {} {} (threshold {} {})",
-                            format_minor(a.minor),
-                            a.currency,
-                            format_minor(if a.minor >= very { very } else { large }),
-                            a.currency
-                        ),
-                        None,
-                    );
-                }
-            }
+        if let Some(a) = input.amount
+            && let Some(&(large, very)) = self.amounts.get(&a.currency.trim().to_ascii_uppercase())
+            && a.minor >= large
+        {
+            let extra = if a.minor >= very {
+                self.signal("large_amount")
+                    .and_then(|s| s.very_large_extra)
+                    .unwrap_or(0.0)
+            } else {
+                0.0
+            };
+            fire(
+                "large_amount",
+                extra,
+                format!(
+                    "disputed {} {} (threshold {} {})",
+                    format_minor(a.minor),
+                    a.currency,
+                    format_minor(if a.minor >= very { very } else { large }),
+                    a.currency
+                ),
+                None,
+            );
         }
         for m in self.matcher.find(input.folded) {
             if let Some(s) = self.signals.get(m.owner) {

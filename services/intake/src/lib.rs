@@ -64,6 +64,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running,
     )?;
     let mut service = Service::start(
         SERVICE,
+        SERVICE,
         config.runtime.clone(),
         &MIGRATIONS,
         shutdown.clone(),

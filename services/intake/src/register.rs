@@ -101,10 +101,10 @@ pub async fn register(
     };
     let channel_ref = submission.channel_ref.trim().to_owned();
 
-    if !channel_ref.is_empty() {
-        if let Some(existing) = find(conn, &channel_token, &channel_ref).await? {
-            return Ok(existing.outcome(&incoming, &digest));
-        }
+    if !channel_ref.is_empty()
+        && let Some(existing) = find(conn, &channel_token, &channel_ref).await?
+    {
+        return Ok(existing.outcome(&incoming, &digest));
     }
     let registration = match validate(submission, incoming.subject_channel, ctx.now) {
         Ok(registration) => registration,
@@ -213,12 +213,21 @@ impl Existing {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct ExistingRow {
+    id: Uuid,
+    reference: String,
+    registered_at: DateTime<Utc>,
+    origin: String,
+    digest: Vec<u8>,
+}
+
 async fn find(
     conn: &mut PgConnection,
     channel: &str,
     channel_ref: &str,
 ) -> Result<Option<Existing>, sqlx::Error> {
-    let row: Option<(Uuid, String, DateTime<Utc>, String, Vec<u8>)> = sqlx::query_as(
+    let row: Option<ExistingRow> = sqlx::query_as(
         "SELECT id, reference, registered_at, origin, digest FROM complaints \
          WHERE channel = $1 AND channel_ref = $2",
     )
@@ -226,19 +235,17 @@ async fn find(
     .bind(channel_ref)
     .fetch_optional(conn)
     .await?;
-    Ok(
-        row.map(|(id, reference, registered_at, origin, digest)| Existing {
-            receipt: SubmissionReceipt {
-                complaint_id: id.to_string(),
-                reference,
-                registered_at: Some(timestamp(registered_at)),
-                duplicate: false,
-            },
-            origin,
-            digest,
-            registered_at,
-        }),
-    )
+    Ok(row.map(|r| Existing {
+        receipt: SubmissionReceipt {
+            complaint_id: r.id.to_string(),
+            reference: r.reference,
+            registered_at: Some(timestamp(r.registered_at)),
+            duplicate: false,
+        },
+        origin: r.origin,
+        digest: r.digest,
+        registered_at: r.registered_at,
+    }))
 }
 
 async fn reject(
@@ -361,7 +368,7 @@ async fn insert(
     .bind(r.received_at)
     .bind(ctx.now)
     .bind(&consumer_ref)
-    .bind(serde_json::to_value(&r.vulnerability).unwrap_or_default())
+    .bind(serde_json::to_value(r.vulnerability).unwrap_or_default())
     .bind(r.preferred_contact as i32)
     .bind(&r.language)
     .bind(&r.product)

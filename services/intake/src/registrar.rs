@@ -169,10 +169,10 @@ async fn register_batch(shared: &Shared, batch: &[Pending]) -> Vec<Result<Outcom
         tx.commit().await?;
         Ok::<_, sqlx::Error>(outcomes)
     };
-    if batch.len() > 1 {
-        if let Ok(outcomes) = together.await {
-            return outcomes.into_iter().map(Ok).collect();
-        }
+    if batch.len() > 1
+        && let Ok(outcomes) = together.await
+    {
+        return outcomes.into_iter().map(Ok).collect();
     }
     let mut outcomes = Vec::with_capacity(batch.len());
     for pending in batch {

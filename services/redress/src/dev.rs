@@ -9,9 +9,17 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, env = "REDRESS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "REDRESS_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     nats_url: String,
-    #[arg(long, env = "REDRESS_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/redress")]
+    #[arg(
+        long,
+        env = "REDRESS_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/redress"
+    )]
     database_url: String,
     #[arg(long, env = "REDRESS_BUS_NAMESPACE", default_value = "")]
     namespace: String,
@@ -30,7 +38,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let key_path = std::env::temp_dir().join("redress-dev.pem");
     std::fs::write(&key_path, redress_runtime::auth::dev::PUBLIC_PEM)
         .with_context(|| format!("writing {}", key_path.display()))?;
-    let _telemetry = redress_runtime::telemetry::init("dev", redress_runtime::config::LogFormat::Pretty);
+    let _telemetry =
+        redress_runtime::telemetry::init("dev", redress_runtime::config::LogFormat::Pretty);
     let shutdown = CancellationToken::new();
     redress_runtime::shutdown::cancel_on_signal(shutdown.clone());
 
@@ -66,14 +75,59 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     .await
     .context("starting intake")?;
 
+    let classification = redress_classification::run(
+        redress_classification::Config {
+            runtime: runtime(1),
+            classification: Default::default(),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .context("starting classification")?;
+
+    let cases = redress_case_coordination::run(
+        redress_case_coordination::Config {
+            runtime: runtime(2),
+            cases: Default::default(),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .context("starting case-coordination")?;
+
+    let services = [
+        ("intake", &intake),
+        ("classification", &classification),
+        ("case-coordination", &cases),
+    ];
     println!("\nRedress is running (development keys: never use them in production)\n");
-    println!("  {:<20} {:<22} {}", "service", "gRPC", "HTTP (/healthz /readyz /metrics)");
-    println!("  {:<20} {:<22} {}", "intake", intake.endpoints.grpc, intake.endpoints.http);
+    println!(
+        "  {:<20} {:<22} HTTP (/healthz /readyz /metrics)",
+        "service", "gRPC"
+    );
+    for (name, running) in services {
+        println!(
+            "  {:<20} {:<22} {}",
+            name, running.endpoints.grpc, running.endpoints.http
+        );
+    }
     println!("\n  NATS      {}", args.nats_url);
-    println!("  namespace {}", if args.namespace.is_empty() { "(none)" } else { &args.namespace });
-    println!("\nA specialist's token (12 h):\n  {}\n", crate::token::dev_token(&["specialist"]));
+    println!(
+        "  namespace {}",
+        if args.namespace.is_empty() {
+            "(none)"
+        } else {
+            &args.namespace
+        }
+    );
+    println!(
+        "\nA specialist's token (12 h):\n  {}\n",
+        crate::token::dev_token(&["specialist"])
+    );
     println!("Try: redress submit --channel web --file services/intake/examples/zh-valid.json\n");
 
     intake.stopped().await?;
+    classification.stopped().await?;
+    cases.stopped().await?;
     Ok(())
 }

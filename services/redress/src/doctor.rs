@@ -6,9 +6,17 @@ use sqlx::{ConnectOptions, postgres::PgConnectOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, env = "REDRESS_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "REDRESS_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     nats_url: String,
-    #[arg(long, env = "REDRESS_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/redress")]
+    #[arg(
+        long,
+        env = "REDRESS_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/redress"
+    )]
     database_url: String,
 }
 
@@ -25,7 +33,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Ok(info) => println!("ok    Postgres ({info})"),
         Err(problem) => {
             healthy = false;
-            println!("FAIL  Postgres at {}: {problem}", redact_password(&args.database_url));
+            println!(
+                "FAIL  Postgres at {}: {problem}",
+                redact_password(&args.database_url)
+            );
         }
     }
     if !healthy {
@@ -36,7 +47,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn check_nats(url: &str) -> Result<String, String> {
-    let connect = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(3)).connect(url);
+    let connect = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(3))
+        .connect(url);
     let client = tokio::time::timeout(Duration::from_secs(5), connect)
         .await
         .map_err(|_| "no answer within 5 s; is nats-server running?".to_owned())?
@@ -49,21 +62,29 @@ async fn check_nats(url: &str) -> Result<String, String> {
         .map_err(|e| format!("JetStream does not answer ({e}); start nats-server with -js"))?;
     let info: serde_json::Value = serde_json::from_slice(&reply.payload).unwrap_or_default();
     if let Some(error) = info.get("error") {
-        return Err(format!("JetStream refused: {error}; start nats-server with -js"));
+        return Err(format!(
+            "JetStream refused: {error}; start nats-server with -js"
+        ));
     }
     let streams = info.get("streams").and_then(|s| s.as_u64()).unwrap_or(0);
-    Ok(format!("server {version}, JetStream enabled, {streams} streams"))
+    Ok(format!(
+        "server {version}, JetStream enabled, {streams} streams"
+    ))
 }
 
 async fn check_postgres(url: &str) -> Result<String, String> {
-    let options: PgConnectOptions = url.parse().map_err(|e| format!("REDRESS_DATABASE_URL is not a Postgres URL: {e}"))?;
+    let options: PgConnectOptions = url
+        .parse()
+        .map_err(|e| format!("REDRESS_DATABASE_URL is not a Postgres URL: {e}"))?;
     let mut conn = tokio::time::timeout(Duration::from_secs(5), options.connect())
         .await
         .map_err(|_| "no answer within 5 s".to_owned())?
-        .map_err(|e| match e.as_database_error().and_then(|d| d.code()).as_deref() {
-            Some("3D000") => format!("{e}; create the database (make deps does)"),
-            _ => format!("{e}; is Postgres running?"),
-        })?;
+        .map_err(
+            |e| match e.as_database_error().and_then(|d| d.code()).as_deref() {
+                Some("3D000") => format!("{e}; create the database (make deps does)"),
+                _ => format!("{e}; is Postgres running?"),
+            },
+        )?;
     let (version, may_create_roles): (String, bool) = sqlx::query_as(
         "SELECT current_setting('server_version'), rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user",
     )
@@ -81,7 +102,10 @@ async fn check_postgres(url: &str) -> Result<String, String> {
 fn redact_password(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if url[scheme + 3..at].contains(':') => {
-            let user_end = url[scheme + 3..at].find(':').map(|i| scheme + 3 + i).unwrap_or(at);
+            let user_end = url[scheme + 3..at]
+                .find(':')
+                .map(|i| scheme + 3 + i)
+                .unwrap_or(at);
             format!("{}:***{}", &url[..user_end], &url[at..])
         }
         _ => url.to_owned(),

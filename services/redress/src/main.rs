@@ -7,8 +7,11 @@
 //! redress doctor                   check that NATS (JetStream) and Postgres answer
 //! redress submit --channel web --file complaint.json
 //! redress intake rotate-key        re-seal personal data under the active key
+//! redress classification train --data FILE.csv --text-column C --label-column L --out M
+//! redress classification eval  --model M --data FILE.csv --text-column C --label-column L
 //! ```
 
+mod classification;
 mod dev;
 mod doctor;
 mod events;
@@ -18,7 +21,11 @@ mod token;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "redress", version, about = "Redress: complaint handling for consumer-protection teams")]
+#[command(
+    name = "redress",
+    version,
+    about = "Redress: complaint handling for consumer-protection teams"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,6 +46,11 @@ enum Command {
     Doctor(doctor::Args),
     /// Submit a complaint as a channel would, and print the receipt or the violations.
     Submit(submit::Args),
+    /// Train and measure classification models.
+    Classification {
+        #[command(subcommand)]
+        command: classification::Command,
+    },
     /// Intake operations.
     Intake {
         #[command(subcommand)]
@@ -63,5 +75,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Intake {
             command: IntakeCommand::RotateKey(args),
         } => submit::rotate(args).await,
+        Command::Classification { command } => classification::run(command).await,
     }
 }

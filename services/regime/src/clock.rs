@@ -584,20 +584,20 @@ impl<'a> CaseClock<'a> {
                         anomalies.push(ignored(&st));
                         continue;
                     }
-                    if let Some(window) = self.review_window(&st)? {
-                        if e.at >= window.due.ends_at {
-                            anomalies.push(Anomaly {
-                                index,
-                                at: e.at,
-                                kind: AnomalyKind::ReviewRequestedLate {
-                                    window_ends: window.due,
-                                },
-                            });
-                            explanation.push(format!(
-                                "{date}: review requested after the window closed on {}.",
-                                window.due.date
-                            ));
-                        }
+                    if let Some(window) = self.review_window(&st)?
+                        && e.at >= window.due.ends_at
+                    {
+                        anomalies.push(Anomaly {
+                            index,
+                            at: e.at,
+                            kind: AnomalyKind::ReviewRequestedLate {
+                                window_ends: window.due,
+                            },
+                        });
+                        explanation.push(format!(
+                            "{date}: review requested after the window closed on {}.",
+                            window.due.date
+                        ));
                     }
                     st.phase = Phase::Review;
                     st.review_requested_at = Some(e.at);

@@ -76,12 +76,11 @@ impl Delivery {
     /// An event's id, not the header, because a producer that republishes after JetStream's
     /// de-duplication window (a publish that timed out yet was stored) may store it twice.
     pub fn message_id(&self) -> String {
-        if self.header(headers::EVENT_TYPE).is_some() {
-            if let Ok(event) = Event::decode(self.payload.as_ref()) {
-                if !event.id.is_empty() {
-                    return event.id;
-                }
-            }
+        if self.header(headers::EVENT_TYPE).is_some()
+            && let Ok(event) = Event::decode(self.payload.as_ref())
+            && !event.id.is_empty()
+        {
+            return event.id;
         }
         self.header(headers::MSG_ID)
             .map(str::to_owned)

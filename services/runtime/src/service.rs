@@ -42,10 +42,11 @@ pub struct Service {
 }
 
 impl Service {
-    /// Connects to NATS and Postgres (schema = the service name with `-` as `_`) and runs
-    /// migrations. `shutdown` is the caller's: cancelling it starts a graceful stop.
+    /// Connects to NATS and Postgres (working in `schema`, DESIGN §4) and runs migrations.
+    /// `shutdown` is the caller's: cancelling it starts a graceful stop.
     pub async fn start(
         name: &'static str,
+        schema: &str,
         config: RuntimeConfig,
         migrations: &Migrator,
         shutdown: CancellationToken,
@@ -56,10 +57,9 @@ impl Service {
             &config.jwt_audience,
         )?);
         let bus = Bus::connect(&config, name).await?;
-        let schema = name.replace('-', "_");
         let db = Database::connect(
             &config.database_url,
-            &schema,
+            schema,
             config.db_max_connections,
             migrations,
         )

@@ -156,7 +156,7 @@ async fn health_is_not_serving_while_nats_is_away_and_recovers_when_it_returns()
     let mut config = env.runtime_config();
     config.nats_url = nats.url();
     let shutdown = CancellationToken::new();
-    let service = Service::start("probe", config, &NO_MIGRATIONS, shutdown.clone()).await;
+    let service = Service::start("probe", "probe", config, &NO_MIGRATIONS, shutdown.clone()).await;
     let Ok(service) = service else {
         panic!("service start: {:?}", service.err())
     };
@@ -223,6 +223,7 @@ async fn reflection_lists_the_services_in_v1_and_v1alpha() {
     let shutdown = CancellationToken::new();
     let service = Service::start(
         "probe",
+        "probe",
         env.runtime_config(),
         &NO_MIGRATIONS,
         shutdown.clone(),
@@ -257,12 +258,11 @@ async fn reflection_lists_the_services_in_v1_and_v1alpha() {
         Err(e) => panic!("reflection v1: {e}"),
     };
     let mut names = Vec::new();
-    if let Some(Ok(response)) = responses.next().await {
-        if let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+    if let Some(Ok(response)) = responses.next().await
+        && let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
             response.message_response
-        {
-            names = list.service.into_iter().map(|s| s.name).collect();
-        }
+    {
+        names = list.service.into_iter().map(|s| s.name).collect();
     }
     assert!(
         names.iter().any(|n| n == "grpc.health.v1.Health"),

@@ -646,9 +646,9 @@ mod tests {
             Err(ResidentIdError::Format)
         );
         let mut s = valid();
-        s.consumer
-            .as_mut()
-            .map(|c| c.id_number = "110105194912310021".into());
+        if let Some(c) = s.consumer.as_mut() {
+            c.id_number = "110105194912310021".into();
+        }
         assert!(has(s, "consumer.idNumber", code::CHECKSUM));
     }
 
@@ -670,14 +670,18 @@ mod tests {
             assert!(Phone::parse(bad).is_none(), "{bad}");
         }
         let mut s = valid();
-        s.consumer.as_mut().map(|c| c.phone = "12345".into());
+        if let Some(c) = s.consumer.as_mut() {
+            c.phone = "12345".into();
+        }
         assert!(has(s, "consumer.phone", code::INVALID_FORMAT));
     }
 
     #[test]
     fn emails_currencies_and_amounts() {
         let mut s = valid();
-        s.consumer.as_mut().map(|c| c.email = "not-an-email".into());
+        if let Some(c) = s.consumer.as_mut() {
+            c.email = "not-an-email".into();
+        }
         s.amount_in_dispute = Some(Money {
             currency_code: "RMB".into(),
             units: -5,
@@ -726,7 +730,9 @@ mod tests {
             Utc::now() + Duration::hours(2),
         ));
         s.kind = 9;
-        s.consumer.as_mut().map(|c| c.preferred_contact = 42);
+        if let Some(c) = s.consumer.as_mut() {
+            c.preferred_contact = 42;
+        }
         let found = violations(s);
         assert!(found.contains(&("receivedAt".into(), code::IN_FUTURE.into())));
         assert!(found.contains(&("kind".into(), code::UNKNOWN_VALUE.into())));

@@ -1,0 +1,46 @@
+//! `redress-bench`: how fast Redress goes on this machine, with NATS and Postgres on it too.
+//! Figures, never assertions: each benchmark prints a table and writes JSON to
+//! `target/bench/<name>.json`.
+//!
+//! ```text
+//! redress-bench runtime         outbox → JetStream → inbox, batch sizes 1 and 50
+//! redress-bench intake          submissions/s and publish → `received` latency
+//! redress-bench classification  complaints/s per core in-process, and through the service
+//! redress-bench all
+//! ```
+
+mod classification;
+mod intake;
+mod report;
+mod runtime;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Subcommand, Clone, Copy, PartialEq)]
+enum Which {
+    Runtime,
+    Intake,
+    Classification,
+    All,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let which = Cli::parse().which;
+    if matches!(which, Which::Runtime | Which::All) {
+        runtime::run().await?;
+    }
+    if matches!(which, Which::Intake | Which::All) {
+        intake::run().await?;
+    }
+    if matches!(which, Which::Classification | Which::All) {
+        classification::run().await?;
+    }
+    Ok(())
+}

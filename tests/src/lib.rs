@@ -1,0 +1,164 @@
+//! The end-to-end harness: the suite as separate processes — `redress-intake`,
+//! `redress-classification` and `redress-case-coordination` — on a fresh database and bus
+//! namespace, talked to as channels and departments do: over NATS.
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use redress_runtime::testing::{TestEnv, dev_public_key, eventually};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+pub use redress_runtime::testing;
+
+/// The services, in start order: (binary, package).
+pub const SERVICES: [(&str, &str); 3] = [
+    ("redress-intake", "redress-intake"),
+    ("redress-classification", "redress-classification"),
+    ("redress-case-coordination", "redress-case-coordination"),
+];
+
+/// A running suite; the processes are killed when it is dropped.
+pub struct Suite {
+    pub env: TestEnv,
+    children: Vec<Child>,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Suite {
+    /// Starts every service as its own process, with `extra` environment on top, and waits
+    /// until each says it is serving.
+    pub async fn start(extra: &[(&str, &str)]) -> Self {
+        let env = TestEnv::new().await;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let mut children = Vec::new();
+        for (binary, package) in SERVICES {
+            let path = binary_path(binary, package);
+            let mut command = Command::new(&path);
+            command
+                .env("REDRESS_NATS_URL", &env.nats_url)
+                .env("REDRESS_DATABASE_URL", &env.database_url)
+                .env("REDRESS_BUS_NAMESPACE", &env.namespace)
+                .env("REDRESS_JWT_PUBLIC_KEYS", dev_public_key())
+                .env("REDRESS_GRPC_ADDR", "127.0.0.1:0")
+                .env("REDRESS_HTTP_ADDR", "127.0.0.1:0")
+                .env("REDRESS_INTAKE_KEYS", redress_intake::vault::dev::KEYS)
+                .env(
+                    "REDRESS_INTAKE_ACTIVE_KEY",
+                    redress_intake::vault::dev::ACTIVE,
+                )
+                .env(
+                    "REDRESS_INTAKE_PSEUDONYM_KEY",
+                    redress_intake::vault::dev::PSEUDONYM,
+                )
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .kill_on_drop(true);
+            for (key, value) in extra {
+                command.env(key, value);
+            }
+            let mut child = match command.spawn() {
+                Ok(child) => child,
+                Err(error) => panic!("cannot start {}: {error}", path.display()),
+            };
+            collect(&mut child, binary, logs.clone());
+            let serving = format!("{binary}:");
+            let logs_ = logs.clone();
+            eventually(
+                &format!("{binary} to serve"),
+                Duration::from_secs(60),
+                || {
+                    let logs = logs_.clone();
+                    let serving = serving.clone();
+                    async move {
+                        let logs = logs.lock().ok()?;
+                        logs.iter()
+                            .any(|l| l.starts_with(&serving) && l.contains("serving"))
+                            .then_some(())
+                    }
+                },
+            )
+            .await;
+            children.push(child);
+        }
+        Self {
+            env,
+            children,
+            logs,
+        }
+    }
+
+    /// Stops the processes and removes the database and streams.
+    pub async fn stop(mut self) {
+        for child in &mut self.children {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+        self.env.cleanup().await;
+    }
+}
+
+/// Collects a child's output, each line prefixed with `<binary>:`.
+fn collect(child: &mut Child, binary: &str, logs: Arc<Mutex<Vec<String>>>) {
+    let outputs: Vec<Box<dyn tokio::io::AsyncRead + Unpin + Send>> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    for output in outputs {
+        let logs = logs.clone();
+        let binary = binary.to_owned();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(output).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(mut logs) = logs.lock() {
+                    logs.push(format!("{binary}: {line}"));
+                }
+            }
+        });
+    }
+}
+
+/// The service binary beside this test executable (`target/<profile>/`), built first if
+/// `cargo test` has not built it.
+pub fn binary_path(binary: &str, package: &str) -> PathBuf {
+    let profile_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|deps| deps.to_path_buf()))
+        .map(|deps| {
+            if deps.ends_with("deps") {
+                deps.parent().map(|p| p.to_path_buf()).unwrap_or(deps)
+            } else {
+                deps
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from("target/debug"));
+    let path = profile_dir.join(binary);
+    if !path.exists() {
+        let release = profile_dir.ends_with("release");
+        let mut build =
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        build.args(["build", "-q", "-p", package, "--bin", binary]);
+        if release {
+            build.arg("--release");
+        }
+        let built = build.status().map(|s| s.success()).unwrap_or(false);
+        assert!(built, "could not build {binary}");
+    }
+    path
+}
