@@ -6,11 +6,13 @@
 //! redress-bench runtime         outbox → JetStream → inbox, batch sizes 1 and 50
 //! redress-bench intake          submissions/s and publish → `received` latency
 //! redress-bench classification  complaints/s per core in-process, and through the service
+//! redress-bench pipeline        channel publish → case.assigned, three processes
 //! redress-bench all
 //! ```
 
 mod classification;
 mod intake;
+mod pipeline;
 mod report;
 mod runtime;
 
@@ -27,6 +29,7 @@ enum Which {
     Runtime,
     Intake,
     Classification,
+    Pipeline,
     All,
 }
 
@@ -41,6 +44,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(which, Which::Classification | Which::All) {
         classification::run().await?;
+    }
+    if matches!(which, Which::Pipeline | Which::All) {
+        pipeline::run().await?;
     }
     Ok(())
 }

@@ -49,9 +49,13 @@ impl Handler for Apply {
 
 pub async fn run() -> anyhow::Result<()> {
     let mut rows = Vec::new();
+    // Saturation: eight writers as fast as they can.
     for (batch, total) in [(1usize, 3_000usize), (50, 30_000)] {
-        rows.push(one(batch, total).await?);
+        rows.push(one(batch, total, None).await?);
     }
+    // Latency below saturation: one writer at a fixed rate of transactions.
+    rows.push(one(1, 2_000, Some(200)).await?);
+    rows.push(one(50, 20_000, Some(40)).await?);
     write(
         "runtime",
         "Runtime: outbox → JetStream → inbox, one hop (commit to consumed)",
@@ -59,7 +63,7 @@ pub async fn run() -> anyhow::Result<()> {
     )
 }
 
-async fn one(batch: usize, total: usize) -> anyhow::Result<Row> {
+async fn one(batch: usize, total: usize, rate: Option<u32>) -> anyhow::Result<Row> {
     let env = TestEnv::new().await;
     let producer = Database::connect(&env.database_url, "bench_producer", 8, &NONE).await?;
     sqlx::query("CREATE TABLE state (id text PRIMARY KEY)")
@@ -98,13 +102,18 @@ async fn one(batch: usize, total: usize) -> anyhow::Result<Row> {
     ));
 
     let started = Instant::now();
-    let writers = 8;
+    let writers = if rate.is_some() { 1 } else { 8 };
     let mut tasks = Vec::new();
     for w in 0..writers {
         let producer = producer.clone();
+        let mut ticker =
+            rate.map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(r))));
         tasks.push(tokio::spawn(async move {
             let mut n = w * batch;
             while n < total {
+                if let Some(t) = ticker.as_mut() {
+                    t.tick().await;
+                }
                 let mut tx = producer.pool().begin().await?;
                 let mut messages = Vec::with_capacity(batch);
                 for i in n..(n + batch).min(total) {
@@ -147,7 +156,15 @@ async fn one(batch: usize, total: usize) -> anyhow::Result<Row> {
     let (p50, p99) = percentiles(samples);
     env.cleanup().await;
     Ok(Row {
-        case: format!("batch {batch} (8 writers, consumer batch {batch})"),
+        case: match rate {
+            None => {
+                format!("saturation: {batch} per transaction, 8 writers, consumer batch {batch}")
+            }
+            Some(r) => format!(
+                "fixed rate: {} events/s ({r} tx/s of {batch}), consumer batch {batch}",
+                r as usize * batch
+            ),
+        },
         count,
         per_second: count as f64 / elapsed,
         p50_ms: p50,

@@ -26,6 +26,7 @@ impl Handler for Submissions {
             vault: &self.shared.vault,
             settings: &self.shared.settings,
             now: chrono::Utc::now(),
+            pool: &self.shared.references,
         };
         let json = delivery
             .header(headers::CONTENT_TYPE)

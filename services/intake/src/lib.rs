@@ -81,8 +81,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running,
         .await
         .map_err(StartError::from)?;
 
+    let references = service.db.side_pool(2).await.map_err(StartError::from)?;
     let shared = Arc::new(registrar::Shared {
         db: service.db.clone(),
+        references,
         bus: service.bus.clone(),
         vault: Arc::new(vault),
         settings: config.intake.settings.clone(),

@@ -79,6 +79,9 @@ pub struct Context<'a> {
     pub vault: &'a Vault,
     pub settings: &'a Settings,
     pub now: DateTime<Utc>,
+    /// For reference numbers, taken outside the registration's transaction on a pool of their
+    /// own (see [`next_reference`]).
+    pub pool: &'a sqlx::PgPool,
 }
 
 pub async fn register(
@@ -321,7 +324,7 @@ async fn insert(
     incoming: &Incoming<'_>,
 ) -> Result<Outcome, sqlx::Error> {
     let id = Uuid::now_v7();
-    let reference = next_reference(conn, ctx).await?;
+    let reference = next_reference(ctx).await?;
     let known = Known {
         name: &r.contact.name,
         phone: &r.contact.phone,
@@ -468,14 +471,19 @@ async fn insert(
 }
 
 /// `RD-<yyyymmdd>-<nnnnnn>`: the business-day date and that day's sequence number.
-async fn next_reference(conn: &mut PgConnection, ctx: &Context<'_>) -> Result<String, sqlx::Error> {
+///
+/// The day's counter is one row: taken inside the registration's transaction it would hold
+/// that row locked until commit and serialise every registration behind it. It is taken in
+/// its own statement instead, so a registration that rolls back leaves a gap in the day's
+/// numbers — unique, increasing, but not gap-free, like a database sequence.
+async fn next_reference(ctx: &Context<'_>) -> Result<String, sqlx::Error> {
     let day = ctx.now.with_timezone(&ctx.settings.time_zone).date_naive();
     let n: i32 = sqlx::query_scalar(
         "INSERT INTO reference_days (day, last) VALUES ($1, 1) \
          ON CONFLICT (day) DO UPDATE SET last = reference_days.last + 1 RETURNING last",
     )
     .bind(day)
-    .fetch_one(conn)
+    .fetch_one(ctx.pool)
     .await?;
     Ok(format!("RD-{}-{n:06}", day.format("%Y%m%d")))
 }

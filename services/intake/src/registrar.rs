@@ -25,6 +25,9 @@ use crate::{
 };
 
 const BATCH: usize = 50;
+/// Batches registered at once: with the reference counter out of the transactions, batches
+/// only contend on Postgres itself.
+const WORKERS: usize = 4;
 
 /// Where an outcome goes once committed.
 enum ReplyTo {
@@ -49,6 +52,9 @@ pub struct Registrar {
 
 pub struct Shared {
     pub db: Database,
+    /// Two connections of their own for the day's reference counter, so taking a number never
+    /// waits for a connection held by a registration that is waiting for a number.
+    pub references: sqlx::PgPool,
     pub bus: Bus,
     pub vault: Arc<Vault>,
     pub settings: Settings,
@@ -61,7 +67,14 @@ impl Registrar {
         shutdown: CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, rx) = mpsc::channel(4 * 1024);
-        let task = tokio::spawn(run_batches(shared, rx, shutdown));
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let task = tokio::spawn(async move {
+            let mut workers = tokio::task::JoinSet::new();
+            for _ in 0..WORKERS {
+                workers.spawn(run_batches(shared.clone(), rx.clone(), shutdown.clone()));
+            }
+            while workers.join_next().await.is_some() {}
+        });
         (Self { queue }, task)
     }
 
@@ -134,15 +147,18 @@ pub fn is_json(headers: Option<&HeaderMap>) -> bool {
 
 async fn run_batches(
     shared: Arc<Shared>,
-    mut rx: mpsc::Receiver<Pending>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Pending>>>,
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     loop {
-        let received = tokio::select! {
-            // Finish what is queued before stopping: those requests were accepted.
-            _ = shutdown.cancelled(), if rx.is_empty() => 0,
-            n = rx.recv_many(&mut batch, BATCH) => n,
+        let received = {
+            let mut rx = rx.lock().await;
+            tokio::select! {
+                // Finish what is queued before stopping: those requests were accepted.
+                _ = shutdown.cancelled(), if rx.is_empty() => 0,
+                n = rx.recv_many(&mut batch, BATCH) => n,
+            }
         };
         if received == 0 {
             return;
@@ -159,6 +175,7 @@ async fn register_batch(shared: &Shared, batch: &[Pending]) -> Vec<Result<Outcom
         vault: &shared.vault,
         settings: &shared.settings,
         now: chrono::Utc::now(),
+        pool: &shared.references,
     };
     let together = async {
         let mut tx = shared.db.pool().begin().await?;

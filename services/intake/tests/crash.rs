@@ -248,3 +248,52 @@ async fn no_raw_personal_data_leaves_the_sealed_column() {
     let _ = ids;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_work_flushes_the_outbox_and_exits_zero() {
+    let env = TestEnv::new().await;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut intake = start(&env, log.clone());
+    eventually("intake to serve", WAIT, || async {
+        let lines = log.lock().map(|l| l.clone()).unwrap_or_default();
+        lines.iter().any(|l| l.contains("serving")).then_some(())
+    })
+    .await;
+    let channel = Publisher::new(&env).await;
+    for n in 0..20 {
+        channel.submit(&submission(&format!("term-{n}"))).await;
+    }
+    let Some(pid) = intake.id() else {
+        panic!("no pid")
+    };
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await;
+    assert!(
+        sent.map(|s| s.success()).unwrap_or(false),
+        "could not send SIGTERM"
+    );
+    let exit = tokio::time::timeout(WAIT, intake.wait()).await;
+    let Ok(Ok(status)) = exit else {
+        panic!("intake did not exit within {WAIT:?} of SIGTERM")
+    };
+    assert_eq!(status.code(), Some(0), "a graceful stop exits 0");
+
+    let pool = pool(&env).await;
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM intake.complaints").await,
+        20
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM intake.outbox WHERE published_at IS NULL"
+        )
+        .await,
+        0,
+        "the outbox was flushed before exit"
+    );
+    assert_eq!(received(&channel.bus).await.len(), 20);
+    env.cleanup().await;
+}

@@ -653,3 +653,29 @@ async fn rotating_the_key_reseals_every_record_and_keeps_it_readable() {
         .ok();
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_sample_submissions_in_examples_do_what_the_readme_says() {
+    let env = TestEnv::new().await;
+    let intake = Intake::start(&env).await;
+    let channel = Publisher::new(&env).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for (file, subject, valid) in [
+        ("zh-valid.json", "web", true),
+        ("en-valid.json", "email", true),
+        ("zh-invalid.json", "web", false),
+        ("en-invalid.json", "regulator_referral", false),
+    ] {
+        let body = std::fs::read(dir.join(file)).unwrap_or_default();
+        let reply = channel.request(subject, body.into(), true, file).await;
+        match (&reply.outcome, valid) {
+            (Some(Outcome::Receipt(_)), true) => {}
+            (Some(Outcome::Rejected(r)), false) => {
+                assert!(r.violations.len() >= 3, "{file}: {r:?}")
+            }
+            (other, _) => panic!("{file}: unexpected {other:?}"),
+        }
+    }
+    intake.stop().await;
+    env.cleanup().await;
+}

@@ -243,9 +243,8 @@ impl<H: Handler> Worker<H> {
             Err(())
         };
         if batch_applied.is_ok() {
-            for message in &messages {
-                self.ack(message, AckKind::Ack, "ok").await;
-            }
+            futures::future::join_all(messages.iter().map(|m| self.ack(m, AckKind::Ack, "ok")))
+                .await;
         } else {
             for (message, delivery) in messages.iter().zip(&deliveries) {
                 let outcome = self.apply_one(delivery).instrument(span.clone()).await;
@@ -299,15 +298,35 @@ impl<H: Handler> Worker<H> {
         }
     }
 
-    /// The fast path: every message in one transaction.
+    /// The fast path: every message in one transaction, the inbox recorded in one statement.
     async fn apply_all(&self, deliveries: &[Delivery]) -> Result<(), ()> {
         let mut tx = self.db.pool().begin().await.map_err(|_| ())?;
-        for delivery in deliveries {
-            if self.apply(&mut tx, delivery).await.is_err() {
+        let ids: Vec<String> = deliveries.iter().map(Delivery::message_id).collect();
+        let mut fresh = if self.spec.inbox {
+            Some(
+                inbox::record_many(&mut tx, &self.spec.durable, &ids)
+                    .await
+                    .map_err(|_| ())?,
+            )
+        } else {
+            None
+        };
+        for (delivery, id) in deliveries.iter().zip(&ids) {
+            // Taken out once used: the same event twice in one batch has one effect.
+            if fresh.as_mut().is_some_and(|f| !f.remove(id)) {
+                self.count_duplicate();
+                continue;
+            }
+            if self.handler.handle(&mut tx, delivery).await.is_err() {
                 return Err(());
             }
         }
         tx.commit().await.map_err(|_| ())
+    }
+
+    fn count_duplicate(&self) {
+        metrics::counter!("redress_messages_duplicate_total", "consumer" => self.spec.durable.clone())
+            .increment(1);
     }
 
     async fn apply_one(&self, delivery: &Delivery) -> Outcome {
@@ -331,8 +350,7 @@ impl<H: Handler> Worker<H> {
         if self.spec.inbox
             && !inbox::record(conn, &self.spec.durable, &delivery.message_id()).await?
         {
-            metrics::counter!("redress_messages_duplicate_total", "consumer" => self.spec.durable.clone())
-                .increment(1);
+            self.count_duplicate();
             return Ok(());
         }
         self.handler.handle(conn, delivery).await

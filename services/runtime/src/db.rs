@@ -39,6 +39,8 @@ static RUNTIME_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
 pub struct Database {
     pool: PgPool,
     schema: String,
+    options: PgConnectOptions,
+    init: String,
 }
 
 impl Database {
@@ -59,23 +61,12 @@ impl Database {
         } else {
             format!("SET search_path TO {schema}")
         };
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                let init = init.clone();
-                Box::pin(async move {
-                    conn.execute(AssertSqlSafe(init)).await?;
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(DbError::Connect)?;
-
+        let pool = pool(&options, &init, max_connections).await?;
         let database = Self {
             pool,
             schema: schema.to_owned(),
+            options,
+            init,
         };
         database
             .migrate(&RUNTIME_MIGRATIONS, "_runtime_migrations")
@@ -100,6 +91,12 @@ impl Database {
         &self.pool
     }
 
+    /// A second, separate pool in the same schema and role, for short statements that must
+    /// not wait behind the main pool's transactions (a counter taken outside them).
+    pub async fn side_pool(&self, max_connections: u32) -> Result<PgPool, DbError> {
+        pool(&self.options, &self.init, max_connections).await
+    }
+
     pub fn schema(&self) -> &str {
         &self.schema
     }
@@ -112,6 +109,27 @@ impl Database {
             Ok(Ok(1))
         )
     }
+}
+
+async fn pool(
+    options: &PgConnectOptions,
+    init: &str,
+    max_connections: u32,
+) -> Result<PgPool, DbError> {
+    let init = init.to_owned();
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            let init = init.clone();
+            Box::pin(async move {
+                conn.execute(AssertSqlSafe(init)).await?;
+                Ok(())
+            })
+        })
+        .connect_with(options.clone())
+        .await
+        .map_err(DbError::Connect)
 }
 
 fn validate_schema_name(schema: &str) -> Result<(), DbError> {

@@ -18,3 +18,21 @@ pub async fn record(
     .await?;
     Ok(inserted.rows_affected() == 1)
 }
+
+/// Records many message ids at once; returns those that were new (the others are
+/// redeliveries). One round trip for a whole batch.
+pub async fn record_many(
+    conn: &mut PgConnection,
+    consumer: &str,
+    message_ids: &[String],
+) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+    let fresh: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[]) \
+         ON CONFLICT DO NOTHING RETURNING message_id",
+    )
+    .bind(consumer)
+    .bind(message_ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(fresh.into_iter().collect())
+}
