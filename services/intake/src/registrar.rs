@@ -17,6 +17,7 @@ use redress_proto::intake::v1::{SubmissionRejected, SubmissionReply, submission_
 use redress_runtime::{Bus, Database, bus::headers};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     config::Settings,
@@ -37,6 +38,8 @@ enum ReplyTo {
 
 struct Pending {
     payload: Bytes,
+    /// The channel's NATS headers (trace context), if it came over NATS.
+    headers: Option<HeaderMap>,
     json: bool,
     subject_channel: Option<String>,
     origin: Origin,
@@ -83,6 +86,7 @@ impl Registrar {
         let (tx, rx) = oneshot::channel();
         let pending = Pending {
             payload,
+            headers: None,
             json: false,
             subject_channel: None,
             origin: Origin::Grpc,
@@ -121,6 +125,7 @@ impl Registrar {
             let json = is_json(message.headers.as_ref());
             let pending = Pending {
                 payload: message.payload,
+                headers: message.headers,
                 json,
                 subject_channel,
                 origin: Origin::Request,
@@ -181,7 +186,11 @@ async fn register_batch(shared: &Shared, batch: &[Pending]) -> Vec<Result<Outcom
         let mut tx = shared.db.pool().begin().await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for pending in batch {
-            outcomes.push(register(&mut tx, &ctx, incoming(pending)).await?);
+            outcomes.push(
+                register(&mut tx, &ctx, incoming(pending))
+                    .instrument(span(pending))
+                    .await?,
+            );
         }
         tx.commit().await?;
         Ok::<_, sqlx::Error>(outcomes)
@@ -195,13 +204,20 @@ async fn register_batch(shared: &Shared, batch: &[Pending]) -> Vec<Result<Outcom
     for pending in batch {
         let alone = async {
             let mut tx = shared.db.pool().begin().await?;
-            let outcome = register(&mut tx, &ctx, incoming(pending)).await?;
+            let outcome = register(&mut tx, &ctx, incoming(pending))
+                .instrument(span(pending))
+                .await?;
             tx.commit().await?;
             Ok(outcome)
         };
         outcomes.push(alone.await);
     }
     outcomes
+}
+
+/// The registration joins the trace the channel started (its `received` event carries it on).
+fn span(pending: &Pending) -> tracing::Span {
+    redress_runtime::telemetry::message_span(pending.headers.as_ref(), "redress.intake.v1.submit")
 }
 
 fn incoming(pending: &Pending) -> Incoming<'_> {

@@ -679,3 +679,45 @@ async fn the_sample_submissions_in_examples_do_what_the_readme_says() {
     intake.stop().await;
     env.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_channels_trace_continues_on_the_received_event() {
+    let env = TestEnv::new().await;
+    let intake = Intake::start(&env).await;
+    let channel = Publisher::new(&env).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let mut h = async_nats::HeaderMap::new();
+    h.insert("Nats-Msg-Id", "web:traced-1");
+    h.insert(
+        "traceparent",
+        format!("00-{trace_id}-00f067aa0ba902b7-01").as_str(),
+    );
+    let reply = channel
+        .bus
+        .client()
+        .request_with_headers(
+            channel.bus.subject("redress.intake.v1.submit.web"),
+            h,
+            submission("traced-1").encode_to_vec().into(),
+        )
+        .await;
+    assert!(reply.is_ok(), "{reply:?}");
+    let traceparent = eventually("the received event", WAIT, || async {
+        stored(&channel.bus, &bus::COMPLAINT_EVENTS)
+            .await
+            .into_iter()
+            .find(|m| {
+                m.headers.get("Redress-Event-Type").map(|v| v.as_str())
+                    == Some("complaint_received")
+            })
+            .and_then(|m| m.headers.get("traceparent").map(|v| v.to_string()))
+    })
+    .await;
+    assert_eq!(
+        traceparent.split('-').nth(1),
+        Some(trace_id),
+        "{traceparent}"
+    );
+    intake.stop().await;
+    env.cleanup().await;
+}

@@ -317,7 +317,14 @@ impl<H: Handler> Worker<H> {
                 self.count_duplicate();
                 continue;
             }
-            if self.handler.handle(&mut tx, delivery).await.is_err() {
+            let span = telemetry::message_span(Some(&delivery.headers), &delivery.subject);
+            if self
+                .handler
+                .handle(&mut tx, delivery)
+                .instrument(span)
+                .await
+                .is_err()
+            {
                 return Err(());
             }
         }
@@ -353,7 +360,13 @@ impl<H: Handler> Worker<H> {
             self.count_duplicate();
             return Ok(());
         }
-        self.handler.handle(conn, delivery).await
+        self.handler
+            .handle(conn, delivery)
+            .instrument(telemetry::message_span(
+                Some(&delivery.headers),
+                &delivery.subject,
+            ))
+            .await
     }
 
     async fn settle(&self, message: &Message, delivery: &Delivery, outcome: Outcome) {

@@ -259,25 +259,32 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_owned();
         let started = Instant::now();
-        let call = self.inner.call(request);
-        Box::pin(async move {
-            let response = call.await;
-            // A failed unary call is a trailers-only response: its status is in the headers.
-            let code = match &response {
-                Ok(r) => r
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .map(|c| format!("{:?}", tonic::Code::from_i32(c)))
-                    .unwrap_or_else(|| "Ok".to_owned()),
-                Err(_) => "Unknown".to_owned(),
-            };
-            metrics::counter!("redress_grpc_requests_total", "method" => method.clone(), "code" => code)
+        let span = crate::telemetry::grpc_span(request.headers(), &method);
+        let call = {
+            let _entered = span.enter();
+            self.inner.call(request)
+        };
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let response = call.await;
+                // A failed unary call is a trailers-only response: its status is in the headers.
+                let code = match &response {
+                    Ok(r) => r
+                        .headers()
+                        .get("grpc-status")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .map(|c| format!("{:?}", tonic::Code::from_i32(c)))
+                        .unwrap_or_else(|| "Ok".to_owned()),
+                    Err(_) => "Unknown".to_owned(),
+                };
+                metrics::counter!("redress_grpc_requests_total", "method" => method.clone(), "code" => code)
                 .increment(1);
-            metrics::histogram!("redress_grpc_request_duration_seconds", "method" => method)
-                .record(started.elapsed().as_secs_f64());
-            response
-        })
+                metrics::histogram!("redress_grpc_request_duration_seconds", "method" => method)
+                    .record(started.elapsed().as_secs_f64());
+                response
+            },
+            span,
+        ))
     }
 }

@@ -94,6 +94,21 @@ pub fn extract_nats(headers: Option<&async_nats::HeaderMap>) -> Context {
     }
 }
 
+/// A span for handling one message, child of the trace its publisher started.
+pub fn message_span(headers: Option<&async_nats::HeaderMap>, subject: &str) -> Span {
+    let span = tracing::info_span!("message", %subject);
+    let _ = span.set_parent(extract_nats(headers));
+    span
+}
+
+/// A span for one gRPC call, child of the caller's trace (`traceparent` in its metadata).
+pub fn grpc_span(headers: &http::HeaderMap, method: &str) -> Span {
+    let metadata = tonic::metadata::MetadataMap::from_headers(headers.clone());
+    let span = tracing::info_span!("grpc", %method);
+    let _ = span.set_parent(extract_grpc(&metadata));
+    span
+}
+
 /// Reads a trace context from gRPC metadata.
 pub fn extract_grpc(metadata: &tonic::metadata::MetadataMap) -> Context {
     global::get_text_map_propagator(|p| p.extract(&GrpcMetadata(metadata)))

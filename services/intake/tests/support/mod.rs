@@ -50,6 +50,12 @@ impl Intake {
     }
 
     pub async fn start_with(config: Config) -> Self {
+        // Traces propagate only through a subscriber with the OpenTelemetry layer, as in the
+        // binaries; installed once per test process.
+        std::mem::forget(redress_runtime::telemetry::init(
+            "intake-test",
+            redress_runtime::config::LogFormat::Pretty,
+        ));
         let shutdown = CancellationToken::new();
         match redress_intake::run(config, shutdown.clone()).await {
             Ok(running) => Self { running, shutdown },
