@@ -393,10 +393,7 @@ impl CaseService for Api {
             })
             .transpose()?;
         let page = r.page.unwrap_or_default();
-        let size = match page.page_size {
-            0 => 50,
-            n => n.min(500),
-        };
+        let size = redress_runtime::paging::page_size(page.page_size);
         let after = match page.page_token.trim() {
             "" => None,
             token => Some(Uuid::parse_str(token).map_err(|_| {
@@ -412,7 +409,7 @@ impl CaseService for Api {
         };
         let result = async {
             let mut conn = self.shared.db.pool().acquire().await?;
-            let records = store::list(&mut conn, &filter, after, i64::from(size) + 1).await?;
+            let records = store::list(&mut conn, &filter, after, size + 1).await?;
             let more = records.len() > size as usize;
             let mut cases = Vec::with_capacity(records.len());
             for record in records.iter().take(size as usize) {

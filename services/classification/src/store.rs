@@ -1,7 +1,6 @@
 //! Classification's records: the current classification, its history, the review queue and
 //! specialists' labelled examples.
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_proto::{
@@ -9,6 +8,7 @@ use redress_proto::{
     common::v1::Actor,
     events::v1::{Classification, ComplaintClassified},
 };
+use redress_runtime::paging;
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
@@ -230,12 +230,8 @@ pub async fn review_queue(
     page_size: u32,
     page_token: &str,
 ) -> Result<(Vec<ComplaintClassification>, String), StoreError> {
-    let size = i64::from(if page_size == 0 {
-        50
-    } else {
-        page_size.min(500)
-    });
-    let cursor = decode_cursor(page_token)?;
+    let size = paging::page_size(page_size);
+    let cursor = paging::decode(page_token).map_err(|_| StoreError::PageToken)?;
     let rows = sqlx::query(
         "SELECT complaint_id, reference, current, review_status, text, classified_at FROM classifications \
          WHERE review_status = 'pending' \
@@ -257,32 +253,11 @@ pub async fn review_queue(
         (true, Some(last)) => {
             let at: DateTime<Utc> = last.try_get("classified_at")?;
             let id: Uuid = last.try_get("complaint_id")?;
-            B64.encode(format!("{}|{id}", at.timestamp_micros()))
+            paging::encode(at, id)
         }
         _ => String::new(),
     };
     Ok((items, next))
-}
-
-fn decode_cursor(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, StoreError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let text = B64
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or(StoreError::PageToken)?;
-    let (micros, id) = text.split_once('|').ok_or(StoreError::PageToken)?;
-    let at = micros
-        .parse()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or(StoreError::PageToken)?;
-    Ok(Some((
-        at,
-        Uuid::parse_str(id).map_err(|_| StoreError::PageToken)?,
-    )))
 }
 
 /// Specialists' labelled examples as CSV rows (text, category, cause, language).

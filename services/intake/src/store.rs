@@ -1,7 +1,6 @@
 //! Reading complaints back: the redacted view, lists with cursor paging, sealed contact
 //! details (every read audited), and re-sealing under a new key.
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use chrono::{DateTime, Utc};
 use redress_proto::{
     common::v1::{Actor, Channel, Money},
@@ -11,6 +10,7 @@ use redress_proto::{
 use redress_runtime::{
     OutboxMessage,
     event::{new_event, timestamp},
+    paging,
 };
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
@@ -74,11 +74,8 @@ pub async fn list(
     page_size: u32,
     page_token: &str,
 ) -> Result<(Vec<Complaint>, String), StoreError> {
-    let size = match page_size {
-        0 => 50,
-        n => n.min(500),
-    } as i64;
-    let cursor = decode_cursor(page_token)?;
+    let size = paging::page_size(page_size);
+    let cursor = paging::decode(page_token).map_err(|_| StoreError::PageToken)?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM complaints \
          WHERE ($1::text IS NULL OR channel = $1) \
@@ -104,33 +101,10 @@ pub async fn list(
         .map(complaint)
         .collect::<Result<Vec<_>, _>>()?;
     let next = match (more, rows.get(size as usize - 1)) {
-        (true, Some(last)) => encode_cursor(last.try_get("received_at")?, last.try_get("id")?),
+        (true, Some(last)) => paging::encode(last.try_get("received_at")?, last.try_get("id")?),
         _ => String::new(),
     };
     Ok((complaints, next))
-}
-
-fn encode_cursor(received_at: DateTime<Utc>, id: Uuid) -> String {
-    B64.encode(format!("{}|{id}", received_at.timestamp_micros()))
-}
-
-fn decode_cursor(token: &str) -> Result<Option<(DateTime<Utc>, Uuid)>, StoreError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let text = B64
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or(StoreError::PageToken)?;
-    let (micros, id) = text.split_once('|').ok_or(StoreError::PageToken)?;
-    let at = micros
-        .parse()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or(StoreError::PageToken)?;
-    let id = Uuid::parse_str(id).map_err(|_| StoreError::PageToken)?;
-    Ok(Some((at, id)))
 }
 
 fn complaint(row: &PgRow) -> Result<Complaint, StoreError> {
@@ -275,21 +249,5 @@ pub async fn rotate_keys(pool: &PgPool, vault: &Vault) -> Result<u64, StoreError
             total += 1;
         }
         tx.commit().await?;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_refuse_forgeries() {
-        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap_or_default();
-        let id = Uuid::now_v7();
-        let token = encode_cursor(at, id);
-        assert_eq!(decode_cursor(&token).ok().flatten(), Some((at, id)));
-        assert!(decode_cursor("garbage!").is_err());
-        assert!(decode_cursor(&B64.encode("12|not-a-uuid")).is_err());
-        assert_eq!(decode_cursor("").ok().flatten(), None);
     }
 }

@@ -12,6 +12,7 @@
 //! inbox     — one effect per message id
 //! consumer  — durable pull consumers: batches, backoff, dead-letter queue
 //! auth      — bearer JWTs, roles and department
+//! paging    — cursor page tokens for list RPCs
 //! serve     — gRPC (health, reflection, metrics) and /healthz /readyz /metrics
 //! service   — start → spawn consumers → serve → stop gracefully
 //! ```
@@ -27,6 +28,7 @@ pub mod db;
 pub mod event;
 pub mod inbox;
 pub mod outbox;
+pub mod paging;
 pub mod serve;
 pub mod service;
 pub mod shutdown;
