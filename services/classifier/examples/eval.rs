@@ -30,6 +30,7 @@ struct Args {
     label_scheme: String,
     validate: bool,
     cv: usize,
+    cv_seed: u64,
     overrides: Vec<(String, String)>,
 }
 
@@ -51,6 +52,7 @@ fn parse() -> Result<Args, String> {
         label_scheme: "labels".into(),
         validate: false,
         cv: 0,
+        cv_seed: 0,
         overrides: Vec::new(),
     };
     while let Some(flag) = it.next() {
@@ -85,6 +87,8 @@ fn parse() -> Result<Args, String> {
                 a.map_labels = Some((dim, scheme.to_string()));
             }
             "--cv" => a.cv = val()?.parse().map_err(|_| "--cv takes a number")?,
+            // --cv-seed N: another fold assignment (repeat CV with several seeds to average noise).
+            "--cv-seed" => a.cv_seed = val()?.parse().map_err(|_| "--cv-seed takes a number")?,
             "--set" => {
                 let kv = val()?;
                 let (k, v) = kv.split_once('=').ok_or("--set takes KEY=VALUE")?;
@@ -126,6 +130,14 @@ fn apply(
         "cjk" => o.features.cjk_char_ngrams = pair()?,
         "charw" => o.features.char_block_weight = f()?,
         "hmm" => o.features.jieba_hmm = v.parse()?,
+        "head" => o.features.head_words = v.parse()?,
+        "tol" => o.tolerance = f()?,
+        "marks" => o.features.mark_tokens = v.parse()?,
+        "views" => o.separate_views = v.parse()?,
+        "cnb" => o.cnb_mix = f()?,
+        "cnb_alpha" => o.cnb_alpha = f()?,
+        "hinge" => o.hinge_loss = v.parse()?,
+        "mix" => o.view_mix = f()?,
         other => return Err(format!("unknown option {other}").into()),
     }
     Ok(())
@@ -195,8 +207,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     // --cv N: N-fold cross-validation inside the 80 % (pooled out-of-fold predictions).
     if args.cv >= 2 {
         let fold_of = |e: &redress_classifier::Example| {
-            (redress_classifier::model::stable_hash(&e.text, DEFAULT_SPLIT_SEED ^ 0xF01D)
-                % args.cv as u64) as usize
+            (redress_classifier::model::stable_hash(
+                &e.text,
+                DEFAULT_SPLIT_SEED ^ 0xF01D ^ args.cv_seed,
+            ) % args.cv as u64) as usize
         };
         let mut pairs = Vec::new();
         for f in 0..args.cv {

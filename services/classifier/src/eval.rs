@@ -358,6 +358,8 @@ pub fn default_grid(lang: crate::tokenize::Language, base: &TrainOptions) -> Vec
                 latin_char_ngrams: (0, 0),
                 char_block_weight: 1.0,
                 jieba_hmm: false,
+                mark_tokens: false,
+                head_words: 0,
             },
             FeatureConfig {
                 word_ngram_max: 2,
@@ -365,6 +367,8 @@ pub fn default_grid(lang: crate::tokenize::Language, base: &TrainOptions) -> Vec
                 latin_char_ngrams: (2, 5),
                 char_block_weight: 1.0,
                 jieba_hmm: false,
+                mark_tokens: false,
+                head_words: 0,
             },
             FeatureConfig {
                 word_ngram_max: 3,
@@ -372,6 +376,8 @@ pub fn default_grid(lang: crate::tokenize::Language, base: &TrainOptions) -> Vec
                 latin_char_ngrams: (2, 5),
                 char_block_weight: 1.0,
                 jieba_hmm: false,
+                mark_tokens: false,
+                head_words: 0,
             },
             FeatureConfig {
                 word_ngram_max: 3,
@@ -379,6 +385,8 @@ pub fn default_grid(lang: crate::tokenize::Language, base: &TrainOptions) -> Vec
                 latin_char_ngrams: (3, 6),
                 char_block_weight: 0.7,
                 jieba_hmm: false,
+                mark_tokens: false,
+                head_words: 0,
             },
         ],
         crate::tokenize::Language::Zh => vec![
@@ -388,6 +396,8 @@ pub fn default_grid(lang: crate::tokenize::Language, base: &TrainOptions) -> Vec
                 latin_char_ngrams: (0, 0),
                 char_block_weight: 1.0,
                 jieba_hmm: false,
+                mark_tokens: false,
+                head_words: 0,
             },
             FeatureConfig {
                 word_ngram_max: 2,
@@ -395,6 +405,8 @@ pub fn default_grid(lang: crate::tokenize::Language, base: &TrainOptions) -> Vec
                 latin_char_ngrams: (0, 0),
                 char_block_weight: 1.0,
                 jieba_hmm: false,
+                mark_tokens: false,
+                head_words: 0,
             },
             FeatureConfig {
                 word_ngram_max: 1,
@@ -402,6 +414,8 @@ pub fn default_grid(lang: crate::tokenize::Language, base: &TrainOptions) -> Vec
                 latin_char_ngrams: (0, 0),
                 char_block_weight: 1.0,
                 jieba_hmm: true,
+                mark_tokens: false,
+                head_words: 0,
             },
         ],
     };

@@ -33,6 +33,12 @@ pub struct FeatureConfig {
     pub char_block_weight: f32,
     /// Use jieba's HMM for words missing from its dictionary (slower, slightly better recall).
     pub jieba_hmm: bool,
+    /// Rewrite CFPB redaction runs (`XXXX`, `XX/XX/XXXX`) and amounts (`{$1200.00}`) as single
+    /// marker words ([`tokenize::mark_redactions`]) and take no character n-grams from them.
+    pub mark_tokens: bool,
+    /// Also emit the word n-grams of the first `head_words` words as separate "head"
+    /// features (a complaint usually names its product in its first sentence); 0 = off.
+    pub head_words: u16,
 }
 
 impl Default for FeatureConfig {
@@ -43,6 +49,8 @@ impl Default for FeatureConfig {
             latin_char_ngrams: (0, 0),
             char_block_weight: 1.0,
             jieba_hmm: false,
+            mark_tokens: false,
+            head_words: 0,
         }
     }
 }
@@ -86,6 +94,7 @@ impl Hasher {
 const KIND_WORD: u8 = 1;
 const KIND_CJK_CHAR: u8 = 2;
 const KIND_LATIN_CHAR: u8 = 3;
+const KIND_HEAD_WORD: u8 = 4;
 
 /// Receives every feature occurrence: its block, its hash, and a way to render its text
 /// (only called when an explanation is wanted).
@@ -93,6 +102,12 @@ pub type Sink<'s> = dyn FnMut(Block, u32, &dyn Fn() -> String) + 's;
 
 /// Extract features from *normalised* text (see [`tokenize::normalize`]).
 pub fn extract(normalized: &str, cfg: &FeatureConfig, sink: &mut Sink<'_>) {
+    let marked = if cfg.mark_tokens {
+        tokenize::mark_redactions(normalized)
+    } else {
+        std::borrow::Cow::Borrowed(normalized)
+    };
+    let normalized: &str = &marked;
     let words = tokenize::words(normalized, cfg.jieba_hmm);
     let max_n = usize::from(cfg.word_ngram_max.clamp(1, 4));
     for i in 0..words.len() {
@@ -105,6 +120,21 @@ pub fn extract(normalized: &str, cfg: &FeatureConfig, sink: &mut Sink<'_>) {
             h.bytes(w.as_bytes());
             let span = &words[i..i + n];
             sink(Block::Word, h.finish(), &|| span.join(" "));
+        }
+    }
+    let head = words.len().min(usize::from(cfg.head_words));
+    for i in 0..head {
+        let mut h = Hasher::new(KIND_HEAD_WORD);
+        for n in 1..=max_n {
+            if i + n > head {
+                break;
+            }
+            if n > 1 {
+                h.byte(0x1f);
+            }
+            h.bytes(words[i + n - 1].as_bytes());
+            let span = &words[i..i + n];
+            sink(Block::Word, h.finish(), &|| format!("^{}", span.join(" ")));
         }
     }
     let (cmin, cmax) = cfg.cjk_char_ngrams;
@@ -124,7 +154,7 @@ pub fn extract(normalized: &str, cfg: &FeatureConfig, sink: &mut Sink<'_>) {
                 (KIND_CJK_CHAR, cmin.max(1), cmax, false)
             }
             Segment::Word(s) => {
-                if lmax == 0 {
+                if lmax == 0 || (cfg.mark_tokens && tokenize::is_marker(s)) {
                     continue;
                 }
                 chars.clear();

@@ -33,7 +33,9 @@ use crate::tokenize;
 
 /// Current artifact format version. Bump on any change of the payload layout.
 /// Version 2 added the NBSVM options to [`TrainOptions`]; version-1 artifacts still load.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version 3 added [`FeatureConfig::mark_tokens`] and the view-ensemble options; versions 1
+/// and 2 still load.
+pub const FORMAT_VERSION: u32 = 3;
 const MAGIC: &[u8; 8] = b"REDRESSM";
 
 /// One labelled text.
@@ -99,6 +101,23 @@ pub struct TrainOptions {
     pub nb_beta: f32,
     /// Clip each NB log-count ratio to `[-nb_clip, nb_clip]` (0 = no clipping).
     pub nb_clip: f32,
+    /// Fit two models on separate views — the word block alone and the character block
+    /// alone — and add their margins (`view_mix · word + (1 − view_mix) · char`), instead of
+    /// one model over both blocks. The sum is still one linear model, so prediction costs
+    /// nothing extra.
+    pub separate_views: bool,
+    /// Weight of the word view when `separate_views`; outside `(0, 1)` (e.g. `-1`) it is
+    /// chosen on the out-of-fold calibration margins (macro-F1 after offsets).
+    pub view_mix: f32,
+    /// Interpolate a complement naive Bayes model (fitted on the same tf-idf rows) into the
+    /// SVM: margins `svm + cnb_mix · s · cnb`, where `s` matches the spread of the CNB margins
+    /// to the SVM's on the out-of-fold calibration margins. `0` = off; negative = choose
+    /// `cnb_mix` on the out-of-fold margins. Needs `calibrate`. Still one linear model.
+    pub cnb_mix: f32,
+    /// Additive smoothing of the complement naive Bayes model.
+    pub cnb_alpha: f32,
+    /// Use the hinge loss (L1-loss SVM, LIBLINEAR `-s 3`) instead of the squared hinge.
+    pub hinge_loss: bool,
 }
 
 impl Default for TrainOptions {
@@ -121,13 +140,19 @@ impl Default for TrainOptions {
             nb_alpha: 0.0,
             nb_beta: 1.0,
             nb_clip: 0.0,
+            separate_views: false,
+            view_mix: -1.0,
+            cnb_mix: 0.0,
+            cnb_alpha: 0.1,
+            hinge_loss: false,
         }
     }
 }
 
 impl TrainOptions {
-    /// Defaults for English (word 1–2-grams plus character 2–5-grams inside words, NBSVM
-    /// scaling with `α = 1`, `C = 0.05`; chosen on a validation slice of the CFPB 80 %).
+    /// Defaults for English (word 1–2-grams plus character 2–5-grams inside words, head
+    /// features from the first 60 words, NBSVM scaling with `α = 1`, `C = 0.05`; chosen on a
+    /// validation slice and 5-fold CV inside the CFPB 80 %).
     pub fn english() -> Self {
         TrainOptions {
             features: FeatureConfig {
@@ -136,6 +161,8 @@ impl TrainOptions {
                 latin_char_ngrams: (2, 5),
                 char_block_weight: 1.0,
                 jieba_hmm: false,
+                mark_tokens: false,
+                head_words: 60,
             },
             c: 0.05,
             nb_alpha: 1.0,
@@ -152,11 +179,17 @@ impl TrainOptions {
             class_weight_power: 1.0,
             nb_alpha: 0.0,
             label_scheme: "taxonomy_cause".into(),
+            // Head features were not validated for causes; the shipped cause model has none.
+            features: FeatureConfig {
+                head_words: 0,
+                ..TrainOptions::english().features
+            },
             ..TrainOptions::english()
         }
     }
 
-    /// Defaults for Chinese (jieba words 1–2-grams plus Han character 1–4-grams).
+    /// Defaults for Chinese (jieba words 1–2-grams plus Han character 1–4-grams, head features
+    /// from the first 20 words; chosen by repeated 5-fold CV inside the training 80 %).
     pub fn chinese() -> Self {
         TrainOptions {
             features: FeatureConfig {
@@ -165,6 +198,8 @@ impl TrainOptions {
                 latin_char_ngrams: (0, 0),
                 char_block_weight: 1.0,
                 jieba_hmm: false,
+                mark_tokens: false,
+                head_words: 20,
             },
             c: 0.2,
             class_weight_power: 1.0,
@@ -361,7 +396,7 @@ fn block_weights(cfg: &FeatureConfig) -> [f32; 2] {
 /// per-sample C. Returns (weights, bias).
 #[allow(clippy::too_many_arguments)]
 fn train_binary(
-    rows: &[Row],
+    rows: &[&[(u32, f32)]],
     sq_norms: &[f32],
     scale: Option<&[f32]>,
     dim: usize,
@@ -374,7 +409,18 @@ fn train_binary(
     let mut w = vec![0f32; dim];
     let mut b = 0f32;
     let mut alpha = vec![0f32; n];
-    let diag: Vec<f32> = cost.iter().map(|c| 0.5 / c.max(1e-12)).collect();
+    // Squared hinge (L2 loss): no upper bound, diagonal 1/(2C). Hinge (L1 loss): bound C.
+    let l1 = opts.hinge_loss;
+    let diag: Vec<f32> = if l1 {
+        vec![0.0; n]
+    } else {
+        cost.iter().map(|c| 0.5 / c.max(1e-12)).collect()
+    };
+    let upper: Vec<f32> = if l1 {
+        cost.iter().map(|c| c.max(1e-12)).collect()
+    } else {
+        vec![f32::INFINITY; n]
+    };
     let qd: Vec<f32> = (0..n).map(|i| sq_norms[i] + 1.0 + diag[i]).collect();
     let mut order: Vec<usize> = (0..n).collect();
     for _epoch in 0..opts.max_epochs.max(1) {
@@ -385,11 +431,11 @@ fn train_binary(
         let mut max_pg = f32::NEG_INFINITY;
         let mut min_pg = f32::INFINITY;
         for &i in &order {
-            let row = &rows[i];
+            let row = rows[i];
             let mut dot = b;
             match scale {
                 Some(s) => {
-                    for &(j, v) in row {
+                    for &(j, v) in row.iter() {
                         dot += w[j as usize] * v * s[j as usize];
                     }
                 }
@@ -400,12 +446,18 @@ fn train_binary(
                 }
             }
             let g = y[i] * dot - 1.0 + alpha[i] * diag[i];
-            let pg = if alpha[i] == 0.0 { g.min(0.0) } else { g };
+            let pg = if alpha[i] == 0.0 {
+                g.min(0.0)
+            } else if alpha[i] >= upper[i] {
+                g.max(0.0)
+            } else {
+                g
+            };
             max_pg = max_pg.max(pg);
             min_pg = min_pg.min(pg);
             if pg.abs() > 1e-12 {
                 let old = alpha[i];
-                alpha[i] = (old - g / qd[i]).max(0.0);
+                alpha[i] = (old - g / qd[i]).clamp(0.0, upper[i]);
                 let d = (alpha[i] - old) * y[i];
                 if d != 0.0 {
                     match scale {
@@ -433,7 +485,7 @@ fn train_binary(
 
 /// Fit OvR weights; returns feature-major weights and biases.
 fn fit_ovr(
-    rows: &[Row],
+    rows: &[&[(u32, f32)]],
     labels: &[usize],
     k: usize,
     dim: usize,
@@ -474,7 +526,7 @@ fn fit_ovr(
     let class_df: Vec<Vec<f32>> = if nb {
         let mut df = vec![vec![0f32; dim]; k];
         for (row, &l) in rows.iter().zip(labels) {
-            for &(j, v) in row {
+            for &(j, v) in row.iter() {
                 if v != 0.0 {
                     df[l][j as usize] += 1.0;
                 }
@@ -539,6 +591,56 @@ fn fit_ovr(
     (weights, bias)
 }
 
+/// Complement naive Bayes over tf-idf rows: `w[f·k + c] = −ln θ̃_cf`, centred over classes
+/// (the centring does not change the argmax), with zero biases (priors are left to the
+/// calibration offsets).
+fn fit_cnb(
+    rows: &[&[(u32, f32)]],
+    labels: &[usize],
+    k: usize,
+    dim: usize,
+    alpha: f32,
+) -> (Vec<f32>, Vec<f32>) {
+    let alpha = if alpha.is_finite() && alpha > 0.0 {
+        alpha
+    } else {
+        0.1
+    };
+    let mut sums = vec![0f64; dim * k];
+    for (row, &l) in rows.iter().zip(labels) {
+        for &(j, v) in row.iter() {
+            if let Some(s) = sums.get_mut(j as usize * k + l) {
+                *s += f64::from(v);
+            }
+        }
+    }
+    let mut class_total = vec![0f64; k];
+    for (i, s) in sums.iter().enumerate() {
+        class_total[i % k] += s;
+    }
+    let all: f64 = class_total.iter().sum();
+    let a = f64::from(alpha);
+    let mut w = vec![0f32; dim * k];
+    let mut out = vec![0f64; k];
+    for f in 0..dim {
+        let fs = &sums[f * k..f * k + k];
+        let ft: f64 = fs.iter().sum();
+        let mut mean = 0f64;
+        for c in 0..k {
+            let comp = ft - fs[c];
+            let comp_total = all - class_total[c];
+            let theta = (a + comp) / (a * dim as f64 + comp_total);
+            out[c] = -theta.ln();
+            mean += out[c];
+        }
+        mean /= k as f64;
+        for c in 0..k {
+            w[f * k + c] = (out[c] - mean) as f32;
+        }
+    }
+    (w, vec![0.0; k])
+}
+
 /// Naive-Bayes log-count ratio of every feature for class `c` against the rest, from
 /// per-class binarised document frequencies, smoothed by `alpha`, optionally clipped.
 fn nb_ratio(class_df: &[Vec<f32>], c: usize, alpha: f32, clip: f32) -> Vec<f32> {
@@ -564,7 +666,7 @@ fn nb_ratio(class_df: &[Vec<f32>], c: usize, alpha: f32, clip: f32) -> Vec<f32> 
         .collect()
 }
 
-fn margins(row: &Row, weights: &[f32], bias: &[f32]) -> Vec<f32> {
+fn margins(row: &[(u32, f32)], weights: &[f32], bias: &[f32]) -> Vec<f32> {
     let k = bias.len();
     let mut s = bias.to_vec();
     for &(j, v) in row {
@@ -743,9 +845,126 @@ mod legacy {
 
     use super::{FeatureConfig, ModelHeader, Payload, TrainOptions};
 
+    /// Feature configuration before `mark_tokens` (format versions 1 and 2).
+    #[derive(Deserialize)]
+    pub(super) struct FeatureConfigV2 {
+        word_ngram_max: u8,
+        cjk_char_ngrams: (u8, u8),
+        latin_char_ngrams: (u8, u8),
+        char_block_weight: f32,
+        jieba_hmm: bool,
+    }
+
+    impl From<FeatureConfigV2> for FeatureConfig {
+        fn from(f: FeatureConfigV2) -> FeatureConfig {
+            FeatureConfig {
+                word_ngram_max: f.word_ngram_max,
+                cjk_char_ngrams: f.cjk_char_ngrams,
+                latin_char_ngrams: f.latin_char_ngrams,
+                char_block_weight: f.char_block_weight,
+                jieba_hmm: f.jieba_hmm,
+                mark_tokens: false,
+                head_words: 0,
+            }
+        }
+    }
+
+    /// Training options of format version 2 (NBSVM, no views).
+    #[derive(Deserialize)]
+    pub(super) struct TrainOptionsV2 {
+        features: FeatureConfigV2,
+        c: f32,
+        class_weight_power: f32,
+        max_epochs: usize,
+        tolerance: f32,
+        min_df: u32,
+        max_features: usize,
+        calibrate: bool,
+        calibration_folds: usize,
+        tune_offsets: bool,
+        seed: u64,
+        model_version: String,
+        label_scheme: String,
+        created_at: Option<u64>,
+        nb_alpha: f32,
+        nb_beta: f32,
+        nb_clip: f32,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct HeaderV2 {
+        format_version: u32,
+        model_version: String,
+        label_scheme: String,
+        labels: Vec<String>,
+        training_digest: String,
+        training_examples: u64,
+        created_at: u64,
+        trainer: String,
+        options: TrainOptionsV2,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct PayloadV2 {
+        header: HeaderV2,
+        n_docs: u32,
+        hash_deltas: Vec<u32>,
+        df: Vec<u32>,
+        scales: Vec<f32>,
+        weights: Vec<i16>,
+        bias: Vec<f32>,
+        temperature: f32,
+    }
+
+    impl From<PayloadV2> for Payload {
+        fn from(p: PayloadV2) -> Payload {
+            let h = p.header;
+            let o = h.options;
+            Payload {
+                header: ModelHeader {
+                    format_version: h.format_version,
+                    model_version: h.model_version,
+                    label_scheme: h.label_scheme,
+                    labels: h.labels,
+                    training_digest: h.training_digest,
+                    training_examples: h.training_examples,
+                    created_at: h.created_at,
+                    trainer: h.trainer,
+                    options: TrainOptions {
+                        features: o.features.into(),
+                        c: o.c,
+                        class_weight_power: o.class_weight_power,
+                        max_epochs: o.max_epochs,
+                        tolerance: o.tolerance,
+                        min_df: o.min_df,
+                        max_features: o.max_features,
+                        calibrate: o.calibrate,
+                        calibration_folds: o.calibration_folds,
+                        tune_offsets: o.tune_offsets,
+                        seed: o.seed,
+                        model_version: o.model_version,
+                        label_scheme: o.label_scheme,
+                        created_at: o.created_at,
+                        nb_alpha: o.nb_alpha,
+                        nb_beta: o.nb_beta,
+                        nb_clip: o.nb_clip,
+                        ..TrainOptions::default()
+                    },
+                },
+                n_docs: p.n_docs,
+                hash_deltas: p.hash_deltas,
+                df: p.df,
+                scales: p.scales,
+                weights: p.weights,
+                bias: p.bias,
+                temperature: p.temperature,
+            }
+        }
+    }
+
     #[derive(Deserialize)]
     pub(super) struct TrainOptionsV1 {
-        features: FeatureConfig,
+        features: FeatureConfigV2,
         c: f32,
         class_weight_power: f32,
         max_epochs: usize,
@@ -801,7 +1020,7 @@ mod legacy {
                     created_at: h.created_at,
                     trainer: h.trainer,
                     options: TrainOptions {
-                        features: o.features,
+                        features: o.features.into(),
                         c: o.c,
                         class_weight_power: o.class_weight_power,
                         max_epochs: o.max_epochs,
@@ -992,10 +1211,45 @@ impl Model {
             .map(|c| vectorize(c, |h| model.index.get(&h).copied(), &model.idf, bw))
             .collect();
 
+        // Views: one model over both blocks, or (separate_views) a word-only and a
+        // character-only model whose margins are mixed.
+        let word_lens: Vec<usize> = set
+            .counts
+            .iter()
+            .zip(&rows)
+            .map(|(c, r)| {
+                c[0].iter()
+                    .filter(|(h, _)| model.index.contains_key(h))
+                    .count()
+                    .min(r.len())
+            })
+            .collect();
+        let two_views = options.separate_views
+            && rows
+                .iter()
+                .zip(&word_lens)
+                .any(|(r, &w)| w > 0 && w < r.len());
+        let views: Vec<Vec<&[(u32, f32)]>> = if two_views {
+            vec![
+                rows.iter().zip(&word_lens).map(|(r, &w)| &r[..w]).collect(),
+                rows.iter().zip(&word_lens).map(|(r, &w)| &r[w..]).collect(),
+            ]
+        } else {
+            vec![rows.iter().map(|r| r.as_slice()).collect()]
+        };
+        let fixed_mix =
+            (options.view_mix.is_finite() && options.view_mix > 0.0 && options.view_mix < 1.0)
+                .then_some(options.view_mix);
+        let mut mix = fixed_mix.unwrap_or(0.5);
+
         // Calibration: out-of-fold margins from `calibration_folds`-fold cross-validation on
         // the training data give (1) per-class offsets added to the biases, chosen to maximise
-        // macro-F1 (they undo the pull of big classes), and (2) the softmax temperature.
+        // macro-F1 (they undo the pull of big classes), (2) the softmax temperature and (3)
+        // with two views and no fixed mix, the view mix.
         let mut offsets = vec![0f32; k];
+        let use_cnb = options.cnb_mix.is_finite() && options.cnb_mix != 0.0;
+        let mut cnb_scale = 0f32;
+        let mut cnb_lambda = 0f32;
         if options.calibrate && n >= 40 {
             let folds = options.calibration_folds.clamp(2, 10);
             let fold_of: Vec<usize> = (0..n)
@@ -1003,34 +1257,140 @@ impl Model {
                     (stable_hash(&i.to_string(), options.seed ^ 0xCA1B) % folds as u64) as usize
                 })
                 .collect();
-            let mut scored: Vec<(Vec<f32>, usize)> = Vec::with_capacity(n);
+            let mut scored_views: Vec<Vec<(Vec<f32>, usize)>> =
+                vec![Vec::with_capacity(n); views.len()];
+            let mut scored_cnb: Vec<Vec<f32>> = Vec::new();
             for f in 0..folds {
-                let fit_rows: Vec<Row> = (0..n)
-                    .filter(|&i| fold_of[i] != f)
-                    .map(|i| rows[i].clone())
-                    .collect();
                 let fit_labels: Vec<usize> = (0..n)
                     .filter(|&i| fold_of[i] != f)
                     .map(|i| labels[i])
                     .collect();
-                let mut quiet = |_: Progress| {};
-                let (w, b) = fit_ovr(
-                    &fit_rows,
-                    &fit_labels,
-                    k,
-                    dim,
-                    options,
-                    Stage::Calibrating,
-                    &mut quiet,
-                );
+                for (view, scored) in views.iter().zip(scored_views.iter_mut()) {
+                    let fit_rows: Vec<&[(u32, f32)]> = (0..n)
+                        .filter(|&i| fold_of[i] != f)
+                        .map(|i| view[i])
+                        .collect();
+                    let mut quiet = |_: Progress| {};
+                    let (w, b) = fit_ovr(
+                        &fit_rows,
+                        &fit_labels,
+                        k,
+                        dim,
+                        options,
+                        Stage::Calibrating,
+                        &mut quiet,
+                    );
+                    for i in (0..n).filter(|&i| fold_of[i] == f) {
+                        scored.push((margins(view[i], &w, &b), labels[i]));
+                    }
+                }
+                if use_cnb {
+                    let fit_rows: Vec<&[(u32, f32)]> = (0..n)
+                        .filter(|&i| fold_of[i] != f)
+                        .map(|i| rows[i].as_slice())
+                        .collect();
+                    let (w, b) = fit_cnb(&fit_rows, &fit_labels, k, dim, options.cnb_alpha);
+                    for i in (0..n).filter(|&i| fold_of[i] == f) {
+                        scored_cnb.push(margins(&rows[i], &w, &b));
+                    }
+                }
                 progress(Progress {
                     stage: Stage::Calibrating,
                     done: f as u64 + 1,
                     total: folds as u64,
                 });
-                for i in (0..n).filter(|&i| fold_of[i] == f) {
-                    scored.push((margins(&rows[i], &w, &b), labels[i]));
+            }
+            let combine = |mix: f32| -> Vec<(Vec<f32>, usize)> {
+                match scored_views.as_slice() {
+                    [a, b] => a
+                        .iter()
+                        .zip(b)
+                        .map(|((ma, y), (mb, _))| {
+                            (
+                                ma.iter()
+                                    .zip(mb)
+                                    .map(|(x, z)| mix * x + (1.0 - mix) * z)
+                                    .collect(),
+                                *y,
+                            )
+                        })
+                        .collect(),
+                    _ => scored_views.first().cloned().unwrap_or_default(),
                 }
+            };
+            if two_views && fixed_mix.is_none() {
+                let mut best = (f64::NEG_INFINITY, 0.5f32);
+                for step in 2..=8 {
+                    let m = step as f32 / 10.0;
+                    let scored = combine(m);
+                    let off = if options.tune_offsets {
+                        fit_offsets(&scored, k)
+                    } else {
+                        vec![0.0; k]
+                    };
+                    let f1 = macro_f1_of(&scored, &off, k);
+                    if f1 > best.0 + 1e-9 {
+                        best = (f1, m);
+                    }
+                }
+                mix = best.1;
+            }
+            let mut scored = combine(mix);
+            if use_cnb && scored_cnb.len() == scored.len() {
+                let spread = |ms: &mut dyn Iterator<Item = &Vec<f32>>| {
+                    // Root-mean-square deviation of each margin from its row's mean.
+                    let (mut s2, mut cnt) = (0f64, 0f64);
+                    for m in ms {
+                        let mean = m.iter().sum::<f32>() / m.len().max(1) as f32;
+                        for x in m {
+                            let d = f64::from(x - mean);
+                            s2 += d * d;
+                            cnt += 1.0;
+                        }
+                    }
+                    (s2 / cnt.max(1.0)).sqrt()
+                };
+                let s_svm = spread(&mut scored.iter().map(|(m, _)| m));
+                let s_cnb = spread(&mut scored_cnb.iter());
+                cnb_scale = if s_cnb > 0.0 {
+                    (s_svm / s_cnb) as f32
+                } else {
+                    0.0
+                };
+                let with = |lambda: f32| -> Vec<(Vec<f32>, usize)> {
+                    scored
+                        .iter()
+                        .zip(&scored_cnb)
+                        .map(|((m, y), c)| {
+                            (
+                                m.iter()
+                                    .zip(c)
+                                    .map(|(a, b)| a + lambda * cnb_scale * b)
+                                    .collect(),
+                                *y,
+                            )
+                        })
+                        .collect()
+                };
+                if options.cnb_mix > 0.0 {
+                    cnb_lambda = options.cnb_mix;
+                } else {
+                    let mut best = (f64::NEG_INFINITY, 0f32);
+                    for lambda in [0.0f32, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5] {
+                        let cand = with(lambda);
+                        let off = if options.tune_offsets {
+                            fit_offsets(&cand, k)
+                        } else {
+                            vec![0.0; k]
+                        };
+                        let f1 = macro_f1_of(&cand, &off, k);
+                        if f1 > best.0 + 1e-9 {
+                            best = (f1, lambda);
+                        }
+                    }
+                    cnb_lambda = best.1;
+                }
+                scored = with(cnb_lambda);
             }
             if options.tune_offsets {
                 offsets = fit_offsets(&scored, k);
@@ -1042,7 +1402,37 @@ impl Model {
             }
             model.temperature = fit_temperature(&scored);
         }
-        let (w, b) = fit_ovr(&rows, &labels, k, dim, options, Stage::Fitting, progress);
+        let mut w = vec![0f32; dim * k];
+        let mut b = vec![0f32; k];
+        let nv = views.len();
+        for (v, view) in views.iter().enumerate() {
+            let share = if nv == 2 {
+                if v == 0 { mix } else { 1.0 - mix }
+            } else {
+                1.0
+            };
+            let (wv, bv) = fit_ovr(view, &labels, k, dim, options, Stage::Fitting, progress);
+            for (x, y) in w.iter_mut().zip(&wv) {
+                *x += share * y;
+            }
+            for (x, y) in b.iter_mut().zip(&bv) {
+                *x += share * y;
+            }
+        }
+        if two_views {
+            model.header.options.view_mix = mix;
+        }
+        if use_cnb && cnb_lambda * cnb_scale != 0.0 {
+            let all_rows: Vec<&[(u32, f32)]> = rows.iter().map(|r| r.as_slice()).collect();
+            let (wc, _) = fit_cnb(&all_rows, &labels, k, dim, options.cnb_alpha);
+            let factor = cnb_lambda * cnb_scale;
+            for (x, y) in w.iter_mut().zip(&wc) {
+                *x += factor * y;
+            }
+        }
+        if use_cnb {
+            model.header.options.cnb_mix = cnb_lambda;
+        }
         let (q, s) = quantize(&w, k);
         model.weights = dequantize(&q, &s);
         model.bias = b.iter().zip(&offsets).map(|(b, o)| b + o).collect();
@@ -1261,9 +1651,9 @@ impl Model {
         let mut v = [0u8; 4];
         v.copy_from_slice(&bytes[8..12]);
         let version = u32::from_le_bytes(v);
-        if version != FORMAT_VERSION && version != 1 {
+        if !(1..=FORMAT_VERSION).contains(&version) {
             return Err(Error::Artifact(format!(
-                "format version {version}, this build reads versions 1 and {FORMAT_VERSION}"
+                "format version {version}, this build reads versions 1 to {FORMAT_VERSION}"
             )));
         }
         let body = &bytes[44..];
@@ -1274,6 +1664,10 @@ impl Model {
         }
         let p: Payload = if version == 1 {
             postcard::from_bytes::<legacy::PayloadV1>(body)
+                .map_err(|e| Error::Artifact(format!("cannot decode: {e}")))?
+                .into()
+        } else if version == 2 {
+            postcard::from_bytes::<legacy::PayloadV2>(body)
                 .map_err(|e| Error::Artifact(format!("cannot decode: {e}")))?
                 .into()
         } else {
@@ -1479,6 +1873,76 @@ mod tests {
         for e in data.iter().take(20) {
             assert_eq!(loaded.predict(&e.text), model.predict(&e.text));
         }
+    }
+
+    #[test]
+    fn ensemble_options_train_and_round_trip() {
+        let data = synthetic(60, 13);
+        let variants = [
+            TrainOptions {
+                separate_views: true,
+                ..TrainOptions::english()
+            },
+            TrainOptions {
+                cnb_mix: -1.0,
+                cnb_alpha: 0.01,
+                ..TrainOptions::chinese()
+            },
+            TrainOptions {
+                hinge_loss: true,
+                c: 0.2,
+                ..TrainOptions::english()
+            },
+            TrainOptions {
+                features: FeatureConfig {
+                    head_words: 6,
+                    mark_tokens: true,
+                    ..TrainOptions::english().features
+                },
+                ..TrainOptions::english()
+            },
+        ];
+        for opts in variants {
+            let opts = TrainOptions {
+                created_at: Some(1_700_000_000),
+                ..opts
+            };
+            let model = Model::train(&data, &opts, |_| {}).expect("train");
+            assert_eq!(
+                model.predict("collector calls me and threatened").label,
+                "collect",
+                "{opts:?}"
+            );
+            let loaded = Model::from_bytes(&model.to_bytes().expect("bytes")).expect("load");
+            assert_eq!(loaded.header(), model.header());
+            for e in data.iter().take(20) {
+                assert_eq!(loaded.predict(&e.text), model.predict(&e.text));
+            }
+        }
+    }
+
+    #[test]
+    fn older_format_versions_still_load() {
+        // The shipped cause model was written in format version 2 (before `mark_tokens`,
+        // head words and the ensemble options).
+        let bytes = crate::classify::EMBEDDED_CAUSE_MODEL;
+        assert_eq!(bytes.get(8..12), Some(&2u32.to_le_bytes()[..]));
+        let model = Model::from_bytes(bytes).expect("format 2 loads");
+        let o = &model.header().options;
+        assert!(!o.features.mark_tokens && o.features.head_words == 0 && !o.separate_views);
+        assert!(
+            !model
+                .predict("They keep calling me about a debt I do not owe")
+                .label
+                .is_empty()
+        );
+        // Re-saved, it becomes the current format and predicts the same.
+        let again = Model::from_bytes(&model.to_bytes().expect("bytes")).expect("reload");
+        let t = "My credit report shows an account that is not mine";
+        assert_eq!(again.predict(t), model.predict(t));
+        // The shipped category model is format 3 with head features.
+        let product = Model::from_bytes(crate::classify::EMBEDDED_MODEL).expect("format 3 loads");
+        assert_eq!(product.header().options.features.head_words, 60);
     }
 
     #[test]

@@ -146,6 +146,74 @@ pub fn normalize(text: &str) -> String {
     out
 }
 
+/// Marker token for a CFPB redaction run (`XXXX`), see [`mark_redactions`].
+pub const MARK_REDACT: &str = "xxredact";
+/// Marker token for a redacted date (`XX/XX/XXXX`, `XX/XX/2019`).
+pub const MARK_DATE: &str = "xxdate";
+/// Marker token for an amount (`{$1200.00}`, `$50`).
+pub const MARK_AMOUNT: &str = "xxamount";
+
+/// True for the marker tokens [`mark_redactions`] writes.
+pub fn is_marker(word: &str) -> bool {
+    matches!(word, MARK_REDACT | MARK_DATE | MARK_AMOUNT)
+}
+
+/// Rewrite redaction runs and amounts of *normalised* text as single marker tokens:
+/// `xx/xx/xxxx` (and `xx/xx/0`) → [`MARK_DATE`], `xxxx` (also `xxxx-xxxx`) → [`MARK_REDACT`],
+/// `{$0}` / `$0` → [`MARK_AMOUNT`]. A run is only rewritten when it stands alone (not glued to
+/// other letters or digits). Text without such runs is returned unchanged.
+pub fn mark_redactions(normalized: &str) -> std::borrow::Cow<'_, str> {
+    let in_run = |c: char| matches!(c, 'x' | '0' | '/' | '-' | '$' | '{' | '}' | '.' | ',');
+    if !normalized.contains("xx") && !normalized.contains('$') {
+        return std::borrow::Cow::Borrowed(normalized);
+    }
+    let mut out = String::with_capacity(normalized.len());
+    let mut rest = normalized;
+    let mut prev: Option<char> = None;
+    while let Some(c) = rest.chars().next() {
+        let glued = prev.is_some_and(char::is_alphanumeric);
+        if in_run(c) && !glued {
+            let end = rest.find(|d: char| !in_run(d)).unwrap_or(rest.len());
+            let run = &rest[..end];
+            let next_glued = rest[end..]
+                .chars()
+                .next()
+                .is_some_and(char::is_alphanumeric);
+            let xs = run.bytes().filter(|&b| b == b'x').count();
+            let marker = if next_glued {
+                None
+            } else if run.contains('$') && run.contains('0') && xs == 0 {
+                Some(MARK_AMOUNT)
+            } else if xs >= 2 && !run.contains('$') && !run.contains('{') {
+                if run.contains('/') {
+                    Some(MARK_DATE)
+                } else if run.bytes().all(|b| matches!(b, b'x' | b'-' | b'.' | b',')) {
+                    Some(MARK_REDACT)
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            match marker {
+                Some(m) => {
+                    out.push(' ');
+                    out.push_str(m);
+                    out.push(' ');
+                }
+                None => out.push_str(run),
+            }
+            prev = run.chars().last();
+            rest = &rest[end..];
+            continue;
+        }
+        out.push(c);
+        prev = Some(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn jieba() -> &'static Jieba {
     static JIEBA: OnceLock<Jieba> = OnceLock::new();
     JIEBA.get_or_init(Jieba::new)
@@ -295,6 +363,21 @@ mod tests {
         assert_eq!(detect_language(""), Language::En);
         assert_eq!(Language::from_hint("zh-CN"), Some(Language::Zh));
         assert_eq!(Language::from_hint("fr"), None);
+    }
+
+    #[test]
+    fn marks_redactions_dates_and_amounts() {
+        let n = normalize(
+            "On XX/XX/XXXX I paid {$1200.00} to XXXX XXXX (acct XXXX-XXXX), xxxbank $50.",
+        );
+        let m = mark_redactions(&n);
+        let w = words(&m, false);
+        assert!(w.contains(&MARK_DATE), "{w:?}");
+        assert!(w.contains(&MARK_AMOUNT), "{w:?}");
+        assert_eq!(w.iter().filter(|t| **t == MARK_REDACT).count(), 3, "{w:?}");
+        assert!(w.contains(&"xxxbank"), "{w:?}");
+        assert_eq!(mark_redactions("plain text"), "plain text");
+        let _ = mark_redactions("x$x{}xx//--0\u{1F600}xx");
     }
 
     #[test]

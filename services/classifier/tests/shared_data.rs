@@ -44,7 +44,7 @@ fn english_cfpb_product_group() {
         "narrative",
         "product_group",
         TrainOptions::english(),
-        0.795,
+        0.80,
     );
 }
 
@@ -55,7 +55,7 @@ fn chinese_category() {
         "text",
         "category",
         TrainOptions::chinese(),
-        0.65,
+        0.655,
     );
 }
 
