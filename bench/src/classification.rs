@@ -35,13 +35,18 @@ const TEXTS: &[&str] = &[
 ];
 
 pub async fn run() -> anyhow::Result<()> {
-    let rows = vec![in_process()?, through_service(5_000).await?];
+    let classifier = Classifier::embedded()?;
+    let mut rows: Vec<Row> = corpora()
+        .into_iter()
+        .map(|(source, texts)| in_process(&classifier, &source, texts))
+        .collect();
+    rows.push(through_service(5_000).await?);
     write("classification", "Classification", &rows)
 }
 
 /// Real complaint texts when the shared data is at hand (CFPB narratives, median 756
-/// characters, and Chinese complaints), else the short texts above.
-fn texts() -> (Vec<String>, &'static str) {
+/// characters; Chinese complaints, median 92), else the short texts above.
+fn corpora() -> Vec<(String, Vec<String>)> {
     let dir = std::env::var("REDRESS_DATA_DIR").unwrap_or_else(|_| "../shared/data".into());
     let load = |file: &str, column: &str, label: &str| {
         redress_classifier::eval::load_examples(format!("{dir}/{file}"), column, label)
@@ -54,21 +59,30 @@ fn texts() -> (Vec<String>, &'static str) {
             })
             .unwrap_or_default()
     };
-    let mut texts = load("cfpb_complaints.csv", "narrative", "product_group");
-    texts.extend(load("cn_complaints.csv", "text", "category"));
-    if texts.is_empty() {
+    let corpora: Vec<(String, Vec<String>)> = [
         (
+            "1,000 CFPB narratives".to_owned(),
+            load("cfpb_complaints.csv", "narrative", "product_group"),
+        ),
+        (
+            "1,000 Chinese complaints".to_owned(),
+            load("cn_complaints.csv", "text", "category"),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, texts)| !texts.is_empty())
+    .collect();
+    if corpora.is_empty() {
+        vec![(
+            "built-in short texts".into(),
             TEXTS.iter().map(|t| (*t).to_owned()).collect(),
-            "built-in short texts",
-        )
+        )]
     } else {
-        (texts, "1,000 CFPB narratives + 1,000 Chinese complaints")
+        corpora
     }
 }
 
-fn in_process() -> anyhow::Result<Row> {
-    let classifier = Classifier::embedded()?;
-    let (texts, source) = texts();
+fn in_process(classifier: &Classifier, source: &str, texts: Vec<String>) -> Row {
     let inputs: Vec<ComplaintInput> = texts
         .into_iter()
         .map(|text| ComplaintInput {
@@ -81,7 +95,7 @@ fn in_process() -> anyhow::Result<Row> {
     for input in &inputs {
         classifier.classify(input, 0.7);
     }
-    let rounds = (20_000 / inputs.len()).max(1);
+    let rounds = (10_000 / inputs.len().max(1)).max(1);
     let mut latencies = Vec::with_capacity(rounds * inputs.len());
     let started = Instant::now();
     for _ in 0..rounds {
@@ -94,13 +108,13 @@ fn in_process() -> anyhow::Result<Row> {
     let elapsed = started.elapsed().as_secs_f64();
     let count = latencies.len();
     let (p50, p99) = percentiles(latencies);
-    Ok(Row {
+    Row {
         case: format!("in-process, one core, {source}"),
         count,
         per_second: count as f64 / elapsed,
         p50_ms: p50,
         p99_ms: p99,
-    })
+    }
 }
 
 async fn through_service(total: usize) -> anyhow::Result<Row> {

@@ -29,7 +29,7 @@ pub fn write(name: &str, title: &str, rows: &[Row]) -> anyhow::Result<()> {
     println!("|---|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {} | {} | {:.0} | {:.1} | {:.1} |",
+            "| {} | {} | {:.0} | {:.3} | {:.3} |",
             r.case, r.count, r.per_second, r.p50_ms, r.p99_ms
         );
     }
