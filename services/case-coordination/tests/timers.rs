@@ -114,7 +114,8 @@ fn start(env: &TestEnv) -> Child {
 async fn timers_fire_once_across_a_sigkill() {
     let env = TestEnv::new().await;
     let classifier = Classifier::new(&env).await;
-    const N: usize = 150;
+    // Enough timers (three per case) that firing them takes longer than the kill takes to land.
+    const N: usize = 600;
     for complaint in overdue(N) {
         classifier.classified(&complaint).await;
     }
