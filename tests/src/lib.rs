@@ -9,10 +9,10 @@ use std::{
     time::Duration,
 };
 
-use redress_runtime::testing::{TestEnv, dev_public_key, eventually};
+use redress_runtime::testing::{TestEnv, eventually};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
+    process::Child,
 };
 
 pub use redress_runtime::testing;
@@ -40,14 +40,8 @@ impl Suite {
         let mut children = Vec::new();
         for (binary, package) in SERVICES {
             let path = binary_path(binary, package);
-            let mut command = Command::new(&path);
+            let mut command = env.command(&path);
             command
-                .env("REDRESS_NATS_URL", &env.nats_url)
-                .env("REDRESS_DATABASE_URL", &env.database_url)
-                .env("REDRESS_BUS_NAMESPACE", &env.namespace)
-                .env("REDRESS_JWT_PUBLIC_KEYS", dev_public_key())
-                .env("REDRESS_GRPC_ADDR", "127.0.0.1:0")
-                .env("REDRESS_HTTP_ADDR", "127.0.0.1:0")
                 .env("REDRESS_INTAKE_KEYS", redress_intake::vault::dev::KEYS)
                 .env(
                     "REDRESS_INTAKE_ACTIVE_KEY",
@@ -59,8 +53,7 @@ impl Suite {
                 )
                 .env("RUST_LOG", "info")
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .kill_on_drop(true);
+                .stderr(Stdio::piped());
             for (key, value) in extra {
                 command.env(key, value);
             }

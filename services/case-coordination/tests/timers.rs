@@ -7,9 +7,9 @@ use std::{collections::HashSet, process::Stdio};
 
 use chrono::{Duration, Utc};
 use redress_proto::events::v1::event::Payload;
-use redress_runtime::testing::{TestEnv, dev_public_key, eventually};
+use redress_runtime::testing::{TestEnv, eventually};
 use support::*;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// (case, kind, fraction) of every deadline event on the bus.
 async fn deadline_events(classifier: &Classifier) -> Vec<(String, &'static str, u64)> {
@@ -92,13 +92,8 @@ async fn two_replicas_fire_each_timer_once() {
 }
 
 fn start(env: &TestEnv) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_redress-case-coordination"))
-        .env("REDRESS_NATS_URL", &env.nats_url)
-        .env("REDRESS_DATABASE_URL", &env.database_url)
-        .env("REDRESS_BUS_NAMESPACE", &env.namespace)
-        .env("REDRESS_JWT_PUBLIC_KEYS", dev_public_key())
-        .env("REDRESS_GRPC_ADDR", "127.0.0.1:0")
-        .env("REDRESS_HTTP_ADDR", "127.0.0.1:0")
+    let child = env
+        .command(env!("CARGO_BIN_EXE_redress-case-coordination"))
         .env("REDRESS_CASES_TIMER_POLL", "100ms")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -18,7 +18,7 @@ use redress_runtime::{
     Bus,
     bus::{self, Outgoing, headers},
     event::{new_event, service_actor},
-    testing::{TestEnv, eventually, token},
+    testing::{TestEnv, authed, eventually, grpc_channel, stored},
 };
 use tokio_util::sync::CancellationToken;
 
@@ -75,51 +75,18 @@ async fn publish(bus: &Bus, event: &Event, msg_id: &str) {
     }
 }
 
-/// Events of one type on COMPLAINT_EVENTS, read by sequence.
+/// Events of one type on COMPLAINT_EVENTS.
 async fn published(bus: &Bus, event_type: &str) -> Vec<Event> {
-    let Ok(mut stream) = bus
-        .jetstream()
-        .get_stream(bus.stream_name(bus::COMPLAINT_EVENTS.name))
+    stored(bus, &bus::COMPLAINT_EVENTS)
         .await
-    else {
-        return Vec::new();
-    };
-    let Ok(info) = stream.info().await else {
-        return Vec::new();
-    };
-    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
-    let mut out = Vec::new();
-    for seq in first..=last {
-        if let Ok(m) = stream.get_raw_message(seq).await {
-            let is_type = m
-                .headers
-                .get(headers::EVENT_TYPE)
-                .map(|v| v.as_str() == event_type)
-                .unwrap_or(false);
-            if is_type && let Ok(e) = Event::decode(m.payload.as_ref()) {
-                out.push(e);
-            }
-        }
-    }
-    out
-}
-
-fn authed<T>(message: T, roles: &[&str]) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = format!("Bearer {}", token("t", roles, None)).parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
+        .into_iter()
+        .filter(|m| m.headers.get(headers::EVENT_TYPE).map(|v| v.as_str()) == Some(event_type))
+        .filter_map(|m| Event::decode(m.payload.as_ref()).ok())
+        .collect()
 }
 
 async fn client(url: String) -> ClassificationServiceClient<tonic::transport::Channel> {
-    match tonic::transport::Channel::from_shared(url) {
-        Ok(e) => match e.connect().await {
-            Ok(c) => ClassificationServiceClient::new(c),
-            Err(e) => panic!("{e}"),
-        },
-        Err(e) => panic!("{e}"),
-    }
+    ClassificationServiceClient::new(grpc_channel(&url).await)
 }
 
 #[tokio::test]

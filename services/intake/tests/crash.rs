@@ -9,12 +9,12 @@ use std::{collections::HashSet, process::Stdio};
 use prost::Message as _;
 use redress_runtime::{
     bus,
-    testing::{TestEnv, dev_public_key, eventually},
+    testing::{TestEnv, eventually},
 };
 use support::*;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
+    process::Child,
 };
 
 const PHONE: &str = "13812345678";
@@ -23,13 +23,8 @@ const ID_NUMBER: &str = "11010519491231002X";
 
 /// Starts `redress-intake`; its log lines are collected into `log`.
 fn start(env: &TestEnv, log: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_redress-intake"))
-        .env("REDRESS_NATS_URL", &env.nats_url)
-        .env("REDRESS_DATABASE_URL", &env.database_url)
-        .env("REDRESS_BUS_NAMESPACE", &env.namespace)
-        .env("REDRESS_JWT_PUBLIC_KEYS", dev_public_key())
-        .env("REDRESS_GRPC_ADDR", "127.0.0.1:0")
-        .env("REDRESS_HTTP_ADDR", "127.0.0.1:0")
+    let child = env
+        .command(env!("CARGO_BIN_EXE_redress-intake"))
         .env("REDRESS_INTAKE_KEYS", redress_intake::vault::dev::KEYS)
         .env(
             "REDRESS_INTAKE_ACTIVE_KEY",
@@ -42,7 +37,6 @@ fn start(env: &TestEnv, log: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> C
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn();
     let mut child = match child {
         Ok(c) => c,

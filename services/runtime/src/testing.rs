@@ -149,3 +149,63 @@ where
         tokio::time::sleep(crate::service::POLL).await;
     }
 }
+
+impl TestEnv {
+    /// A service binary as a child process of the test, pointed at the test's database and
+    /// namespace, with the development key and free ports; killed when dropped.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(program);
+        command
+            .env("REDRESS_NATS_URL", &self.nats_url)
+            .env("REDRESS_DATABASE_URL", &self.database_url)
+            .env("REDRESS_BUS_NAMESPACE", &self.namespace)
+            .env("REDRESS_JWT_PUBLIC_KEYS", dev_public_key())
+            .env("REDRESS_GRPC_ADDR", "127.0.0.1:0")
+            .env("REDRESS_HTTP_ADDR", "127.0.0.1:0")
+            .kill_on_drop(true);
+        command
+    }
+}
+
+/// Every message stored in a stream so far, read one by one by sequence number.
+pub async fn stored(
+    bus: &Bus,
+    spec: &crate::bus::StreamSpec,
+) -> Vec<async_nats::jetstream::message::StreamMessage> {
+    let Ok(mut stream) = bus.jetstream().get_stream(bus.stream_name(spec.name)).await else {
+        return Vec::new();
+    };
+    let Ok(info) = stream.info().await else {
+        return Vec::new();
+    };
+    if info.state.messages == 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for sequence in info.state.first_sequence..=info.state.last_sequence {
+        if let Ok(message) = stream.get_raw_message(sequence).await {
+            out.push(message);
+        }
+    }
+    out
+}
+
+/// A connected gRPC channel, failing the test when the server does not answer.
+pub async fn grpc_channel(url: &str) -> tonic::transport::Channel {
+    match tonic::transport::Channel::from_shared(url.to_owned()) {
+        Ok(endpoint) => match endpoint.connect().await {
+            Ok(channel) => channel,
+            Err(error) => panic!("connect {url}: {error}"),
+        },
+        Err(error) => panic!("{url}: {error}"),
+    }
+}
+
+/// A gRPC request carrying a development bearer token for `roles`.
+pub fn authed<T>(message: T, roles: &[&str]) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("Bearer {}", token("tester", roles, None)).parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}

@@ -26,7 +26,7 @@ use redress_runtime::{
 use sqlx::PgConnection;
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
+    process::Child,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -34,18 +34,11 @@ static NO_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate::Migrator::DEFAULT
 const WAIT: Duration = Duration::from_secs(60);
 
 fn fixture(env: &TestEnv, args: &[&str]) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_runtime-fixture"))
+    let child = env
+        .command(env!("CARGO_BIN_EXE_runtime-fixture"))
         .args(args)
-        .env("REDRESS_NATS_URL", &env.nats_url)
-        .env("REDRESS_DATABASE_URL", &env.database_url)
-        .env("REDRESS_BUS_NAMESPACE", &env.namespace)
-        .env(
-            "REDRESS_JWT_PUBLIC_KEYS",
-            redress_runtime::testing::dev_public_key(),
-        )
         .env("REDRESS_CONSUMER_BACKOFF", "50ms")
         .stdout(Stdio::piped())
-        .kill_on_drop(true)
         .spawn();
     match child {
         Ok(child) => child,

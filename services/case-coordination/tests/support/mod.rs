@@ -278,32 +278,14 @@ impl Classifier {
 
 /// Every case event stored so far, with its subject (namespace removed).
 pub async fn case_events(bus: &Bus) -> Vec<(String, Event)> {
-    let Ok(mut stream) = bus
-        .jetstream()
-        .get_stream(bus.stream_name("CASE_EVENTS"))
+    redress_runtime::testing::stored(bus, &redress_runtime::bus::CASE_EVENTS)
         .await
-    else {
-        return Vec::new();
-    };
-    let Ok(info) = stream.info().await else {
-        return Vec::new();
-    };
-    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
-    let mut out = Vec::new();
-    if info.state.messages == 0 {
-        return out;
-    }
-    for sequence in first..=last {
-        if let Ok(message) = stream.get_raw_message(sequence).await
-            && let Ok(event) = Event::decode(message.payload.as_ref())
-        {
-            out.push((
-                bus.contract_subject(message.subject.as_str()).to_owned(),
-                event,
-            ));
-        }
-    }
-    out
+        .into_iter()
+        .filter_map(|m| {
+            let event = Event::decode(m.payload.as_ref()).ok()?;
+            Some((bus.contract_subject(m.subject.as_str()).to_owned(), event))
+        })
+        .collect()
 }
 
 /// The `Redress-Event-Type` of each event of a case, in order.

@@ -174,26 +174,9 @@ impl Publisher {
     }
 }
 
-/// Every message stored in a stream, read one by one by sequence number.
-pub async fn stored(
-    bus: &Bus,
-    spec: &StreamSpec,
-) -> Vec<async_nats::jetstream::message::StreamMessage> {
-    let Ok(mut stream) = bus.jetstream().get_stream(bus.stream_name(spec.name)).await else {
-        return Vec::new();
-    };
-    let Ok(info) = stream.info().await else {
-        return Vec::new();
-    };
-    let (first, last) = (info.state.first_sequence, info.state.last_sequence);
-    let mut out = Vec::new();
-    for sequence in first..=last {
-        if let Ok(message) = stream.get_raw_message(sequence).await {
-            out.push(message);
-        }
-    }
-    out
-}
+// Shared by several test binaries, each using a part (as `allow(dead_code)` above says).
+#[allow(unused_imports)]
+pub use redress_runtime::testing::{authed, stored};
 
 pub async fn stream_count(bus: &Bus, spec: &StreamSpec) -> u64 {
     match bus.jetstream().get_stream(bus.stream_name(spec.name)).await {
@@ -224,23 +207,7 @@ pub async fn count(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
 }
 
 pub async fn channel(url: &str) -> tonic::transport::Channel {
-    match tonic::transport::Channel::from_shared(url.to_owned()) {
-        Ok(endpoint) => match endpoint.connect().await {
-            Ok(c) => c,
-            Err(e) => panic!("connect {url}: {e}"),
-        },
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// A request with a development bearer token.
-pub fn authed<T>(message: T, roles: &[&str]) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    let token = redress_runtime::testing::token("tester", roles, None);
-    if let Ok(value) = format!("Bearer {token}").parse() {
-        request.metadata_mut().insert("authorization", value);
-    }
-    request
+    redress_runtime::testing::grpc_channel(url).await
 }
 
 /// The `received` events stored so far.
