@@ -133,13 +133,16 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ExportExamples { out, database_url } => {
-            let pool = sqlx::PgPool::connect(&database_url).await?;
-            let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-                "SELECT text, category_code, cause_code, language FROM classification.training_examples ORDER BY labelled_at",
+            let db = redress_runtime::Database::connect(
+                &database_url,
+                redress_classification::SERVICE,
+                2,
+                &redress_classification::MIGRATIONS,
             )
-            .fetch_all(&pool)
-            .await
-            .context("reading classification.training_examples")?;
+            .await?;
+            let rows = redress_classification::store::examples(db.pool())
+                .await
+                .context("reading classification.training_examples")?;
             let mut writer = csv::Writer::from_path(&out)?;
             writer.write_record(["text", "category", "cause", "language"])?;
             for (text, category, cause, language) in &rows {
