@@ -34,6 +34,9 @@ pub const EMBEDDED_CAUSE_MODEL: &[u8] = include_bytes!("../models/default-cfpb-c
 /// Highest confidence a decision by uncertain rules alone can get.
 pub const RULE_ONLY_MAX_CONFIDENCE: f32 = 0.6;
 
+/// How many features a model decision names in its reason.
+const EXPLAINED_FEATURES: usize = 5;
+
 /// Default review threshold: decisions less confident than this wait for a specialist.
 pub const DEFAULT_REVIEW_THRESHOLD: f32 = 0.7;
 
@@ -238,6 +241,9 @@ impl Classifier {
             repeat_count: input.repeat_count,
         });
 
+        // Category and cause models of one language usually share their features: tokenise
+        // and hash the text once, for whichever model asks first.
+        let featurized = std::cell::OnceCell::new();
         let mut model_versions = Vec::new();
         let mut implied_cause: Option<(String, f32, Reason)> = None;
         let mut decide = |dim: Dimension,
@@ -280,7 +286,10 @@ impl Classifier {
                 .iter()
                 .find(|s| s.language == language && s.dimension == dim)
             {
-                let p = slot.model.predict(&body);
+                let featurized = featurized.get_or_init(|| slot.model.featurize(&body));
+                let p = slot
+                    .model
+                    .predict_featurized(featurized, EXPLAINED_FEATURES);
                 // A cause implied by the category model (Debt collection → C12) wins over a
                 // cause model that is less sure.
                 if let Some((code, conf, reason)) =

@@ -5,6 +5,8 @@
 //! only the hashes it saw often enough in training (its vocabulary), so collisions among kept
 //! features are rare and unseen features cost nothing.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::tokenize::{self, Segment};
@@ -55,6 +57,20 @@ impl Default for FeatureConfig {
     }
 }
 
+impl FeatureConfig {
+    /// Whether the features extracted under `self` contain every feature a model trained
+    /// under `other` looks up. Head features are hashed under their own kind, so a model
+    /// without them ignores them; any other difference changes the features themselves.
+    pub fn covers(&self, other: &FeatureConfig) -> bool {
+        let head_ok = other.head_words == 0 || other.head_words == self.head_words;
+        head_ok
+            && FeatureConfig {
+                head_words: self.head_words,
+                ..other.clone()
+            } == *self
+    }
+}
+
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
@@ -80,6 +96,11 @@ impl Hasher {
     }
     #[inline]
     fn char(&mut self, c: char) {
+        if c.is_ascii() {
+            // Same bytes as the UTF-8 encoding below, without the encoding.
+            self.byte(c as u8);
+            return;
+        }
         let mut buf = [0u8; 4];
         self.bytes(c.encode_utf8(&mut buf).as_bytes());
     }
@@ -91,14 +112,31 @@ impl Hasher {
     }
 }
 
+/// FNV-1a for the per-document word table: std's SipHash costs more than the n-grams saved.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = Hasher(self.0 ^ FNV_OFFSET);
+        h.bytes(bytes);
+        self.0 = h.0;
+    }
+}
+
+type WordTable<'a> = HashMap<&'a str, usize, std::hash::BuildHasherDefault<Fnv>>;
+
 const KIND_WORD: u8 = 1;
 const KIND_CJK_CHAR: u8 = 2;
 const KIND_LATIN_CHAR: u8 = 3;
 const KIND_HEAD_WORD: u8 = 4;
 
-/// Receives every feature occurrence: its block, its hash, and a way to render its text
-/// (only called when an explanation is wanted).
-pub type Sink<'s> = dyn FnMut(Block, u32, &dyn Fn() -> String) + 's;
+/// Receives features: block, hash, how many times it occurs (a feature may arrive more than
+/// once), and a way to render its text (only called when an explanation is wanted).
+pub type Sink<'s> = dyn FnMut(Block, u32, u32, &dyn Fn() -> String) + 's;
 
 /// Extract features from *normalised* text (see [`tokenize::normalize`]).
 pub fn extract(normalized: &str, cfg: &FeatureConfig, sink: &mut Sink<'_>) {
@@ -107,8 +145,24 @@ pub fn extract(normalized: &str, cfg: &FeatureConfig, sink: &mut Sink<'_>) {
     } else {
         std::borrow::Cow::Borrowed(normalized)
     };
-    let normalized: &str = &marked;
-    let words = tokenize::words(normalized, cfg.jieba_hmm);
+    let segments = tokenize::segments(&marked);
+    let words = tokenize::words_of(&segments, cfg.jieba_hmm);
+    word_features(&words, cfg, sink);
+    char_features(&segments, cfg, sink);
+}
+
+/// The word-block features of a tokenised text: word n-grams, then head n-grams.
+pub fn word_features<W: AsRef<str>>(words: &[W], cfg: &FeatureConfig, sink: &mut Sink<'_>) {
+    let join = |span: &[W], prefix: &str| {
+        let mut s = String::from(prefix);
+        for (i, w) in span.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            s.push_str(w.as_ref());
+        }
+        s
+    };
     let max_n = usize::from(cfg.word_ngram_max.clamp(1, 4));
     for i in 0..words.len() {
         let mut h = Hasher::new(KIND_WORD);
@@ -117,9 +171,9 @@ pub fn extract(normalized: &str, cfg: &FeatureConfig, sink: &mut Sink<'_>) {
             if n > 1 {
                 h.byte(0x1f);
             }
-            h.bytes(w.as_bytes());
+            h.bytes(w.as_ref().as_bytes());
             let span = &words[i..i + n];
-            sink(Block::Word, h.finish(), &|| span.join(" "));
+            sink(Block::Word, h.finish(), 1, &|| join(span, ""));
         }
     }
     let head = words.len().min(usize::from(cfg.head_words));
@@ -132,67 +186,121 @@ pub fn extract(normalized: &str, cfg: &FeatureConfig, sink: &mut Sink<'_>) {
             if n > 1 {
                 h.byte(0x1f);
             }
-            h.bytes(words[i + n - 1].as_bytes());
+            h.bytes(words[i + n - 1].as_ref().as_bytes());
             let span = &words[i..i + n];
-            sink(Block::Word, h.finish(), &|| format!("^{}", span.join(" ")));
+            sink(Block::Word, h.finish(), 1, &|| join(span, "^"));
         }
     }
+}
+
+/// The character-block features: Han n-grams and n-grams inside padded Latin words. A Latin
+/// word's n-grams are hashed once per distinct word, with its count: English repeats its
+/// words, and this block is most of the features.
+fn char_features(segments: &[Segment<'_>], cfg: &FeatureConfig, sink: &mut Sink<'_>) {
     let (cmin, cmax) = cfg.cjk_char_ngrams;
     let (lmin, lmax) = cfg.latin_char_ngrams;
     if cmax == 0 && lmax == 0 {
         return;
     }
     let mut chars: Vec<char> = Vec::new();
-    for seg in tokenize::segments(normalized) {
-        let (kind, min, max, padded) = match seg {
-            Segment::Han(s) => {
-                if cmax == 0 {
-                    continue;
-                }
+    let mut latin: Vec<(&str, u32)> = Vec::new();
+    let mut seen = WordTable::default();
+    for seg in segments {
+        match *seg {
+            Segment::Han(s) if cmax > 0 => {
                 chars.clear();
                 chars.extend(s.chars());
-                (KIND_CJK_CHAR, cmin.max(1), cmax, false)
+                char_ngrams(&chars, KIND_CJK_CHAR, (cmin, cmax), false, 1, sink);
             }
-            Segment::Word(s) => {
-                if lmax == 0 || (cfg.mark_tokens && tokenize::is_marker(s)) {
-                    continue;
+            Segment::Word(s) if lmax > 0 && !(cfg.mark_tokens && tokenize::is_marker(s)) => {
+                match seen.get(s) {
+                    Some(&i) => latin[i].1 += 1,
+                    None => {
+                        seen.insert(s, latin.len());
+                        latin.push((s, 1));
+                    }
                 }
-                chars.clear();
-                chars.push(' ');
-                chars.extend(s.chars());
-                chars.push(' ');
-                (KIND_LATIN_CHAR, lmin.max(1), lmax, true)
             }
-        };
-        let (min, max) = (usize::from(min), usize::from(max.max(min)));
-        for i in 0..chars.len() {
-            let mut h = Hasher::new(kind);
-            for n in 1..=max {
-                let Some(&c) = chars.get(i + n - 1) else {
-                    break;
-                };
-                h.char(c);
-                if n < min || (padded && n == 1 && c == ' ') {
-                    continue;
-                }
-                let span = &chars[i..i + n];
-                sink(Block::Char, h.finish(), &|| span.iter().collect::<String>());
-            }
+            _ => {}
         }
+    }
+    for (word, count) in latin {
+        chars.clear();
+        chars.push(' ');
+        chars.extend(word.chars());
+        chars.push(' ');
+        char_ngrams(&chars, KIND_LATIN_CHAR, (lmin, lmax), true, count, sink);
+    }
+}
+
+/// N-grams of `chars` with lengths in `range`; `padded`: a lone padding space is no n-gram.
+fn char_ngrams(
+    chars: &[char],
+    kind: u8,
+    (min, max): (u8, u8),
+    padded: bool,
+    count: u32,
+    sink: &mut Sink<'_>,
+) {
+    let min = usize::from(min.max(1));
+    let max = usize::from(max).max(min);
+    for i in 0..chars.len() {
+        let mut h = Hasher::new(kind);
+        for n in 1..=max {
+            let Some(&c) = chars.get(i + n - 1) else {
+                break;
+            };
+            h.char(c);
+            if n < min || (padded && n == 1 && c == ' ') {
+                continue;
+            }
+            let span = &chars[i..i + n];
+            sink(Block::Char, h.finish(), count, &|| {
+                span.iter().collect::<String>()
+            });
+        }
+    }
+}
+
+/// A text's feature hashes per [`Block`], in order of occurrence with repeats, and the words
+/// the text was tokenised into (to name word features later without tokenising again).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hashes {
+    /// Per [`Block`]: `(hash, count)`; a hash may appear more than once.
+    pub blocks: [Vec<(u32, u32)>; 2],
+    /// The text's words, in order ([`word_features`] of them gives the word block).
+    pub words: Vec<String>,
+}
+
+/// Hash a normalised text's features.
+pub fn hashes(normalized: &str, cfg: &FeatureConfig) -> Hashes {
+    let marked = if cfg.mark_tokens {
+        tokenize::mark_redactions(normalized)
+    } else {
+        std::borrow::Cow::Borrowed(normalized)
+    };
+    let segments = tokenize::segments(&marked);
+    let words = tokenize::words_of(&segments, cfg.jieba_hmm);
+    let mut blocks: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
+    let mut sink =
+        |b: Block, h: u32, c: u32, _: &dyn Fn() -> String| blocks[b as usize].push((h, c));
+    word_features(&words, cfg, &mut sink);
+    char_features(&segments, cfg, &mut sink);
+    Hashes {
+        blocks,
+        words: words.into_iter().map(str::to_owned).collect(),
     }
 }
 
 /// Sparse counts of a text's features: sorted `(hash, count)` pairs per block.
 pub fn counts(normalized: &str, cfg: &FeatureConfig) -> [Vec<(u32, f32)>; 2] {
-    let mut raw: [Vec<u32>; 2] = [Vec::new(), Vec::new()];
-    extract(normalized, cfg, &mut |b, h, _| raw[b as usize].push(h));
-    raw.map(|mut v| {
-        v.sort_unstable();
+    hashes(normalized, cfg).blocks.map(|mut v| {
+        v.sort_unstable_by_key(|&(h, _)| h);
         let mut out: Vec<(u32, f32)> = Vec::with_capacity(v.len());
-        for h in v {
+        for (h, n) in v {
             match out.last_mut() {
-                Some((last, c)) if *last == h => *c += 1.0,
-                _ => out.push((h, 1.0)),
+                Some((last, c)) if *last == h => *c += n as f32,
+                _ => out.push((h, n as f32)),
             }
         }
         out
@@ -215,7 +323,7 @@ mod tests {
         assert_eq!(a, b);
         assert!(!a[0].is_empty() && !a[1].is_empty());
         let mut seen = Vec::new();
-        extract(&text, &cfg, &mut |_, _, render| seen.push(render()));
+        extract(&text, &cfg, &mut |_, _, _, render| seen.push(render()));
         assert!(seen.contains(&"credit card".to_string()), "{seen:?}");
         assert!(
             seen.contains(&"盗刷".to_string()) || seen.contains(&"被盗".to_string()),
@@ -226,7 +334,7 @@ mod tests {
 
     #[test]
     fn empty_text_has_no_features() {
-        let c = counts("", &FeatureConfig::default());
-        assert!(c[0].is_empty() && c[1].is_empty());
+        let c = hashes("", &FeatureConfig::default());
+        assert!(c.blocks[0].is_empty() && c.blocks[1].is_empty() && c.words.is_empty());
     }
 }

@@ -49,7 +49,7 @@ pub use classify::{
 };
 pub use error::{Error, Result};
 pub use eval::{Report, evaluate, load_examples, split};
-pub use model::{Example, Model, Prediction, Progress, TrainOptions};
+pub use model::{Example, Featurized, Model, Prediction, Progress, TrainOptions};
 pub use rules::Reason;
 pub use severity::{Amount, Severity, VulnerableFlags};
 pub use taxonomy::Taxonomy;

@@ -19,6 +19,7 @@
 //! digest, created-at), the feature configuration, the vocabulary (sorted hashes, delta-coded)
 //! with document frequencies, and the weights quantised to `i16` with one scale per class.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
@@ -314,8 +315,11 @@ pub struct Model {
     df: Vec<u32>,
     index: HashMap<u32, u32, PreHashed>,
     idf: Vec<f32>,
-    /// Feature-major weights: `weights[f * k + c]`.
-    weights: Vec<f32>,
+    /// Feature-major quantised weights: class `c`'s weight of feature `f` is
+    /// `weights[f * k + c] × scales[c]`. Kept as `i16` in memory too: prediction is bound by
+    /// fetching weights, and half the bytes fetch faster.
+    weights: Vec<i16>,
+    scales: Vec<f32>,
     bias: Vec<f32>,
     temperature: f32,
 }
@@ -355,7 +359,7 @@ pub fn stable_hash(text: &str, seed: u64) -> u64 {
     SplitMix(h).next()
 }
 
-/// Sequence of tf-idf block vectors for a document.
+/// Sequence of tf-idf block vectors for a document's sorted counts.
 fn vectorize(
     counts: &[Vec<(u32, f32)>; 2],
     lookup: impl Fn(u32) -> Option<u32>,
@@ -365,22 +369,27 @@ fn vectorize(
     let mut row: Row = Vec::with_capacity(counts[0].len() + counts[1].len());
     for (b, block) in counts.iter().enumerate() {
         let start = row.len();
-        let mut norm = 0.0f32;
-        for &(h, c) in block {
-            if let Some(j) = lookup(h) {
-                let v = (1.0 + c.ln()) * idf.get(j as usize).copied().unwrap_or(1.0);
-                norm += v * v;
-                row.push((j, v));
-            }
-        }
-        if norm > 0.0 {
-            let scale = block_weights[b] / norm.sqrt();
-            for e in &mut row[start..] {
-                e.1 *= scale;
-            }
-        }
+        row.extend(block.iter().filter_map(|&(h, c)| lookup(h).map(|j| (j, c))));
+        tf_idf(&mut row[start..], idf, block_weights[b]);
     }
     row
+}
+
+/// Turn one block's raw counts into sublinear tf-idf, l2-normalised and scaled by `weight`.
+fn tf_idf(block: &mut [(u32, f32)], idf: &[f32], weight: f32) {
+    let mut norm = 0.0f32;
+    for (j, v) in block.iter_mut() {
+        // Most n-grams occur once, where 1 + ln(count) is 1.
+        let tf = if *v > 1.0 { 1.0 + v.ln() } else { *v };
+        *v = tf * idf.get(*j as usize).copied().unwrap_or(1.0);
+        norm += *v * *v;
+    }
+    if norm > 0.0 {
+        let scale = weight / norm.sqrt();
+        for e in block {
+            e.1 *= scale;
+        }
+    }
 }
 
 fn block_weights(cfg: &FeatureConfig) -> [f32; 2] {
@@ -666,16 +675,26 @@ fn nb_ratio(class_df: &[Vec<f32>], c: usize, alpha: f32, clip: f32) -> Vec<f32> 
         .collect()
 }
 
-fn margins(row: &[(u32, f32)], weights: &[f32], bias: &[f32]) -> Vec<f32> {
+/// Per-class margins of a row: `bias + scale × (row · weights)`, for the quantised weights of
+/// a [`Model`] or (with unit scales) the float weights of training.
+fn margins<W: Copy + Into<f32>>(
+    row: &[(u32, f32)],
+    weights: &[W],
+    scales: &[f32],
+    bias: &[f32],
+) -> Vec<f32> {
     let k = bias.len();
-    let mut s = bias.to_vec();
+    let mut s = vec![0.0f32; k];
     for &(j, v) in row {
         let base = j as usize * k;
         if let Some(ws) = weights.get(base..base + k) {
-            for (sc, w) in s.iter_mut().zip(ws) {
-                *sc += v * w;
+            for (sc, &w) in s.iter_mut().zip(ws) {
+                *sc += v * w.into();
             }
         }
+    }
+    for ((m, scale), b) in s.iter_mut().zip(scales).zip(bias) {
+        *m = *m * scale + b;
     }
     s
 }
@@ -801,14 +820,6 @@ fn quantize(weights: &[f32], k: usize) -> (Vec<i16>, Vec<f32>) {
         .map(|(i, w)| (w / scales[i % k]).round().clamp(-32767.0, 32767.0) as i16)
         .collect();
     (q, scales)
-}
-
-fn dequantize(q: &[i16], scales: &[f32]) -> Vec<f32> {
-    let k = scales.len().max(1);
-    q.iter()
-        .enumerate()
-        .map(|(i, &v)| f32::from(v) * scales[i % k])
-        .collect()
 }
 
 /// SHA-256 (hex) over examples, in order.
@@ -1049,6 +1060,14 @@ mod legacy {
     }
 }
 
+/// A text normalised and turned into feature counts ([`Model::featurize`]).
+#[derive(Debug, Clone)]
+pub struct Featurized {
+    normalized: String,
+    config: FeatureConfig,
+    hashes: features::Hashes,
+}
+
 /// Pre-featurised training data, reusable across option sets with the same [`FeatureConfig`].
 #[derive(Debug, Clone)]
 pub struct FeaturizedSet {
@@ -1199,7 +1218,7 @@ impl Model {
             n as u32,
             hashes,
             dfs,
-            Vec::new(),
+            (Vec::new(), vec![1.0; k]),
             vec![0.0; k],
             1.0,
         );
@@ -1252,6 +1271,7 @@ impl Model {
         let mut cnb_lambda = 0f32;
         if options.calibrate && n >= 40 {
             let folds = options.calibration_folds.clamp(2, 10);
+            let ones = vec![1.0f32; k];
             let fold_of: Vec<usize> = (0..n)
                 .map(|i| {
                     (stable_hash(&i.to_string(), options.seed ^ 0xCA1B) % folds as u64) as usize
@@ -1281,7 +1301,7 @@ impl Model {
                         &mut quiet,
                     );
                     for i in (0..n).filter(|&i| fold_of[i] == f) {
-                        scored.push((margins(view[i], &w, &b), labels[i]));
+                        scored.push((margins(view[i], &w, &ones, &b), labels[i]));
                     }
                 }
                 if use_cnb {
@@ -1291,7 +1311,7 @@ impl Model {
                         .collect();
                     let (w, b) = fit_cnb(&fit_rows, &fit_labels, k, dim, options.cnb_alpha);
                     for i in (0..n).filter(|&i| fold_of[i] == f) {
-                        scored_cnb.push(margins(&rows[i], &w, &b));
+                        scored_cnb.push(margins(&rows[i], &w, &ones, &b));
                     }
                 }
                 progress(Progress {
@@ -1433,8 +1453,7 @@ impl Model {
         if use_cnb {
             model.header.options.cnb_mix = cnb_lambda;
         }
-        let (q, s) = quantize(&w, k);
-        model.weights = dequantize(&q, &s);
+        (model.weights, model.scales) = quantize(&w, k);
         model.bias = b.iter().zip(&offsets).map(|(b, o)| b + o).collect();
         progress(Progress {
             stage: Stage::Done,
@@ -1450,7 +1469,7 @@ impl Model {
         n_docs: u32,
         hashes: Vec<u32>,
         df: Vec<u32>,
-        weights: Vec<f32>,
+        (weights, scales): (Vec<i16>, Vec<f32>),
         bias: Vec<f32>,
         temperature: f32,
     ) -> Model {
@@ -1471,6 +1490,7 @@ impl Model {
             index,
             idf,
             weights,
+            scales,
             bias,
             temperature,
         }
@@ -1496,21 +1516,66 @@ impl Model {
         self.temperature
     }
 
+    /// Normalise and count a text's features once. The result serves this model and every
+    /// other model whose feature configuration it covers (see [`Model::predict_featurized`]).
+    pub fn featurize(&self, text: &str) -> Featurized {
+        let normalized = tokenize::normalize(text);
+        let hashes = features::hashes(&normalized, &self.header.options.features);
+        Featurized {
+            normalized,
+            config: self.header.options.features.clone(),
+            hashes,
+        }
+    }
+
     /// The document's feature row and how many of its leading entries are word features.
-    fn row(&self, normalized: &str) -> (Row, usize) {
-        let counts = features::counts(normalized, &self.header.options.features);
-        let words = counts[0]
-            .iter()
-            .filter(|(h, _)| self.index.contains_key(h))
-            .count();
-        let row = vectorize(
-            &counts,
-            |h| self.index.get(&h).copied(),
-            &self.idf,
-            block_weights(&self.header.options.features),
-        );
-        let words = words.min(row.len());
-        (row, words)
+    /// Repeats are counted in a dense per-thread table indexed by feature (no sort, no second
+    /// hash map): prediction spends most of its time here.
+    fn row(&self, blocks: &[Vec<(u32, u32)>; 2]) -> (Row, usize) {
+        thread_local! {
+            /// Per feature index: 1 + its position in the row being built; all zero between
+            /// calls.
+            static SLOTS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+        }
+        let weights = block_weights(&self.header.options.features);
+        SLOTS.with_borrow_mut(|slots| {
+            if slots.len() < self.hashes.len() {
+                slots.resize(self.hashes.len(), 0);
+            }
+            let mut row: Row = Vec::with_capacity(blocks[0].len() + blocks[1].len());
+            let mut word_len = 0;
+            for (b, block) in blocks.iter().enumerate() {
+                let start = row.len();
+                for &(h, n) in block {
+                    let Some(&j) = self.index.get(&h) else {
+                        continue;
+                    };
+                    let Some(slot) = slots.get_mut(j as usize) else {
+                        continue;
+                    };
+                    match (*slot as usize)
+                        .checked_sub(1)
+                        .and_then(|at| row.get_mut(at))
+                    {
+                        Some(entry) => entry.1 += n as f32,
+                        None => {
+                            row.push((j, n as f32));
+                            *slot = row.len() as u32;
+                        }
+                    }
+                }
+                tf_idf(&mut row[start..], &self.idf, weights[b]);
+                if b == Block::Word as usize {
+                    word_len = row.len();
+                }
+            }
+            for &(j, _) in &row {
+                if let Some(slot) = slots.get_mut(j as usize) {
+                    *slot = 0;
+                }
+            }
+            (row, word_len)
+        })
     }
 
     /// Classify a text, explaining the decision with up to 5 features.
@@ -1520,9 +1585,22 @@ impl Model {
 
     /// Classify a text, explaining the decision with up to `explain` features (0 = none, fastest).
     pub fn predict_explained(&self, text: &str, explain: usize) -> Prediction {
-        let normalized = tokenize::normalize(text);
-        let (row, word_len) = self.row(&normalized);
-        let m = margins(&row, &self.weights, &self.bias);
+        self.predict_featurized(&self.featurize(text), explain)
+    }
+
+    /// Classify a text featurised by this or another model ([`Model::featurize`]): two models
+    /// over the same text (category and cause) then tokenise and hash it once. Falls back to
+    /// featurising again when `featurized` was built for features this model does not use.
+    pub fn predict_featurized(&self, featurized: &Featurized, explain: usize) -> Prediction {
+        let own;
+        let featurized = if featurized.config.covers(&self.header.options.features) {
+            featurized
+        } else {
+            own = self.featurize(&featurized.normalized);
+            &own
+        };
+        let (row, word_len) = self.row(&featurized.hashes.blocks);
+        let m = margins(&row, &self.weights, &self.scales, &self.bias);
         let p = softmax(&m, self.temperature);
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
@@ -1530,23 +1608,17 @@ impl Model {
         let k = self.bias.len();
         let mut top_features = Vec::new();
         if explain > 0 && !row.is_empty() {
-            // Explain with word features (readable, and naming them needs only a cheap
-            // word-level pass); fall back to every feature when no word feature helped.
-            let word_cfg = FeatureConfig {
-                cjk_char_ngrams: (0, 0),
-                latin_char_ngrams: (0, 0),
-                ..self.header.options.features.clone()
+            // Explain with word features (readable, and naming them needs only the words
+            // kept from featurising); fall back to every feature when no word feature helped.
+            let weight = |j: u32| {
+                let q = self
+                    .weights
+                    .get(j as usize * k + best)
+                    .copied()
+                    .unwrap_or(0);
+                f32::from(q) * self.scales.get(best).copied().unwrap_or(0.0)
             };
-            let positive = |r: &[(u32, f32)]| {
-                r.iter().any(|&(j, v)| {
-                    v * self
-                        .weights
-                        .get(j as usize * k + best)
-                        .copied()
-                        .unwrap_or(0.0)
-                        > 0.0
-                })
-            };
+            let positive = |r: &[(u32, f32)]| r.iter().any(|&(j, v)| v * weight(j) > 0.0);
             let words_only = positive(&row[..word_len]);
             let candidates = if words_only {
                 &row[..word_len]
@@ -1555,44 +1627,38 @@ impl Model {
             };
             let mut contrib: Vec<(u32, f32)> = candidates
                 .iter()
-                .map(|&(j, v)| {
-                    (
-                        j,
-                        v * self
-                            .weights
-                            .get(j as usize * k + best)
-                            .copied()
-                            .unwrap_or(0.0),
-                    )
-                })
+                .map(|&(j, v)| (j, v * weight(j)))
                 .filter(|&(_, c)| c > 0.0)
                 .collect();
-            contrib.sort_by(|a, b| b.1.total_cmp(&a.1));
-            contrib.truncate(explain);
-            let wanted: HashMap<u32, f32> = contrib
+            // Only the largest `explain` are named: select them, then order those few.
+            let larger = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+            if contrib.len() > explain {
+                contrib.select_nth_unstable_by(explain, larger);
+                contrib.truncate(explain);
+            }
+            contrib.sort_by(larger);
+            // At most `explain` hashes: a linear scan beats hashing every feature.
+            let wanted: Vec<u32> = contrib
                 .iter()
-                .filter_map(|&(j, c)| self.hashes.get(j as usize).map(|&h| (h, c)))
+                .filter_map(|&(j, _)| self.hashes.get(j as usize).copied())
                 .collect();
-            let mut names: HashMap<u32, String> = HashMap::new();
-            features::extract(
-                &normalized,
-                if words_only {
-                    &word_cfg
-                } else {
-                    &self.header.options.features
-                },
-                &mut |_: Block, h, render| {
-                    if wanted.contains_key(&h) && !names.contains_key(&h) {
-                        names.insert(h, render());
-                    }
-                },
-            );
-            for &(j, c) in &contrib {
-                if let Some(name) = self.hashes.get(j as usize).and_then(|h| names.get(h)) {
-                    top_features.push(Contribution {
-                        feature: name.clone(),
-                        weight: c,
-                    });
+            let mut names: Vec<Option<String>> = vec![None; wanted.len()];
+            let mut name = |_: Block, h, _, render: &dyn Fn() -> String| {
+                if let Some(i) = wanted.iter().position(|&w| w == h)
+                    && names[i].is_none()
+                {
+                    names[i] = Some(render());
+                }
+            };
+            let cfg = &self.header.options.features;
+            if words_only {
+                features::word_features(&featurized.hashes.words, cfg, &mut name);
+            } else {
+                features::extract(&featurized.normalized, cfg, &mut name);
+            }
+            for (name, &(_, c)) in names.into_iter().zip(&contrib) {
+                if let Some(feature) = name {
+                    top_features.push(Contribution { feature, weight: c });
                 }
             }
         }
@@ -1609,8 +1675,6 @@ impl Model {
 
     /// Serialise to the versioned binary artifact.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let k = self.bias.len();
-        let (weights, scales) = quantize(&self.weights, k);
         let mut prev = 0u32;
         let hash_deltas = self
             .hashes
@@ -1626,8 +1690,8 @@ impl Model {
             n_docs: self.n_docs,
             hash_deltas,
             df: self.df.clone(),
-            scales,
-            weights,
+            scales: self.scales.clone(),
+            weights: self.weights.clone(),
             bias: self.bias.clone(),
             temperature: self.temperature,
         };
@@ -1693,13 +1757,12 @@ impl Model {
                 h
             })
             .collect();
-        let weights = dequantize(&p.weights, &p.scales);
         Ok(Model::assemble(
             p.header,
             p.n_docs,
             hashes,
             p.df,
-            weights,
+            (p.weights, p.scales),
             p.bias,
             p.temperature,
         ))

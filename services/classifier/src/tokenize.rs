@@ -308,8 +308,13 @@ pub fn cjk_runs(text: &str) -> Vec<&str> {
 /// Words of normalised text: jieba segmentation for Han runs (`hmm` enables jieba's HMM for
 /// unknown words), Latin words as they are, redaction marks (`xx`, `xxxx`) as `xx`.
 pub fn words(text: &str, hmm: bool) -> Vec<&str> {
+    words_of(&segments(text), hmm)
+}
+
+/// [`words`] of text already split into [`segments`].
+pub fn words_of<'a>(segments: &[Segment<'a>], hmm: bool) -> Vec<&'a str> {
     let mut out = Vec::new();
-    for seg in segments(text) {
+    for &seg in segments {
         match seg {
             Segment::Han(h) => out.extend(jieba().cut(h, hmm).into_iter().map(|t| t.word)),
             Segment::Word(w) => {
