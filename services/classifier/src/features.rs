@@ -151,10 +151,26 @@ pub fn extract(normalized: &str, cfg: &FeatureConfig, sink: &mut Sink<'_>) {
     char_features(&segments, cfg, sink);
 }
 
-/// The word-block features of a tokenised text: word n-grams, then head n-grams.
-pub fn word_features<W: AsRef<str>>(words: &[W], cfg: &FeatureConfig, sink: &mut Sink<'_>) {
-    let join = |span: &[W], prefix: &str| {
-        let mut s = String::from(prefix);
+/// Where a word-block feature comes from: `len` words from word `start`; `head` for the
+/// head copy ([`FeatureConfig::head_words`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WordSpan {
+    /// Index of the first word.
+    pub start: u32,
+    /// Number of words.
+    pub len: u8,
+    /// A head feature (rendered with a leading `^`).
+    pub head: bool,
+}
+
+impl WordSpan {
+    /// The feature's text, from the words it was made of.
+    pub fn render<W: AsRef<str>>(&self, words: &[W]) -> String {
+        let start = self.start as usize;
+        let span = words
+            .get(start..start + usize::from(self.len))
+            .unwrap_or(&[]);
+        let mut s = String::from(if self.head { "^" } else { "" });
         for (i, w) in span.iter().enumerate() {
             if i > 0 {
                 s.push(' ');
@@ -162,33 +178,38 @@ pub fn word_features<W: AsRef<str>>(words: &[W], cfg: &FeatureConfig, sink: &mut
             s.push_str(w.as_ref());
         }
         s
-    };
-    let max_n = usize::from(cfg.word_ngram_max.clamp(1, 4));
-    for i in 0..words.len() {
-        let mut h = Hasher::new(KIND_WORD);
-        for n in 1..=max_n {
-            let Some(w) = words.get(i + n - 1) else { break };
-            if n > 1 {
-                h.byte(0x1f);
-            }
-            h.bytes(w.as_ref().as_bytes());
-            let span = &words[i..i + n];
-            sink(Block::Word, h.finish(), 1, &|| join(span, ""));
-        }
     }
+}
+
+/// The word-block features of a tokenised text: word n-grams, then head n-grams.
+pub fn word_features<W: AsRef<str>>(words: &[W], cfg: &FeatureConfig, sink: &mut Sink<'_>) {
+    word_ngrams(words, cfg, |h, span| {
+        sink(Block::Word, h, 1, &|| span.render(words));
+    });
+}
+
+fn word_ngrams<W: AsRef<str>>(
+    words: &[W],
+    cfg: &FeatureConfig,
+    mut emit: impl FnMut(u32, WordSpan),
+) {
+    let max_n = usize::from(cfg.word_ngram_max.clamp(1, 4));
     let head = words.len().min(usize::from(cfg.head_words));
-    for i in 0..head {
-        let mut h = Hasher::new(KIND_HEAD_WORD);
-        for n in 1..=max_n {
-            if i + n > head {
-                break;
+    for (kind, end) in [(KIND_WORD, words.len()), (KIND_HEAD_WORD, head)] {
+        for i in 0..end {
+            let mut h = Hasher::new(kind);
+            for n in 1..=max_n.min(end - i) {
+                if n > 1 {
+                    h.byte(0x1f);
+                }
+                h.bytes(words[i + n - 1].as_ref().as_bytes());
+                let span = WordSpan {
+                    start: i as u32,
+                    len: n as u8,
+                    head: kind == KIND_HEAD_WORD,
+                };
+                emit(h.finish(), span);
             }
-            if n > 1 {
-                h.byte(0x1f);
-            }
-            h.bytes(words[i + n - 1].as_ref().as_bytes());
-            let span = &words[i..i + n];
-            sink(Block::Word, h.finish(), 1, &|| join(span, "^"));
         }
     }
 }
@@ -268,7 +289,9 @@ fn char_ngrams(
 pub struct Hashes {
     /// Per [`Block`]: `(hash, count)`; a hash may appear more than once.
     pub blocks: [Vec<(u32, u32)>; 2],
-    /// The text's words, in order ([`word_features`] of them gives the word block).
+    /// Where each entry of the word block comes from (same length as `blocks[0]`).
+    pub word_spans: Vec<WordSpan>,
+    /// The text's words, in order.
     pub words: Vec<String>,
 }
 
@@ -281,13 +304,17 @@ pub fn hashes(normalized: &str, cfg: &FeatureConfig) -> Hashes {
     };
     let segments = tokenize::segments(&marked);
     let words = tokenize::words_of(&segments, cfg.jieba_hmm);
-    let mut blocks: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
-    let mut sink =
-        |b: Block, h: u32, c: u32, _: &dyn Fn() -> String| blocks[b as usize].push((h, c));
-    word_features(&words, cfg, &mut sink);
-    char_features(&segments, cfg, &mut sink);
+    let mut word_block = Vec::new();
+    let mut word_spans = Vec::new();
+    word_ngrams(&words, cfg, |h, span| {
+        word_block.push((h, 1));
+        word_spans.push(span);
+    });
+    let mut char_block = Vec::new();
+    char_features(&segments, cfg, &mut |_, h, c, _| char_block.push((h, c)));
     Hashes {
-        blocks,
+        blocks: [word_block, char_block],
+        word_spans,
         words: words.into_iter().map(str::to_owned).collect(),
     }
 }

@@ -1528,10 +1528,10 @@ impl Model {
         }
     }
 
-    /// The document's feature row and how many of its leading entries are word features.
-    /// Repeats are counted in a dense per-thread table indexed by feature (no sort, no second
+    /// The document's feature row and, for each of its leading word features, the position of
+    /// its first occurrence in the word block (to name it). Repeats are counted in a dense per-thread table indexed by feature (no sort, no second
     /// hash map): prediction spends most of its time here.
-    fn row(&self, blocks: &[Vec<(u32, u32)>; 2]) -> (Row, usize) {
+    fn row(&self, blocks: &[Vec<(u32, u32)>; 2]) -> (Row, Vec<u32>) {
         thread_local! {
             /// Per feature index: 1 + its position in the row being built; all zero between
             /// calls.
@@ -1543,10 +1543,10 @@ impl Model {
                 slots.resize(self.hashes.len(), 0);
             }
             let mut row: Row = Vec::with_capacity(blocks[0].len() + blocks[1].len());
-            let mut word_len = 0;
+            let mut origins = Vec::new();
             for (b, block) in blocks.iter().enumerate() {
                 let start = row.len();
-                for &(h, n) in block {
+                for (at, &(h, n)) in block.iter().enumerate() {
                     let Some(&j) = self.index.get(&h) else {
                         continue;
                     };
@@ -1561,20 +1561,20 @@ impl Model {
                         None => {
                             row.push((j, n as f32));
                             *slot = row.len() as u32;
+                            if b == Block::Word as usize {
+                                origins.push(at as u32);
+                            }
                         }
                     }
                 }
                 tf_idf(&mut row[start..], &self.idf, weights[b]);
-                if b == Block::Word as usize {
-                    word_len = row.len();
-                }
             }
             for &(j, _) in &row {
                 if let Some(slot) = slots.get_mut(j as usize) {
                     *slot = 0;
                 }
             }
-            (row, word_len)
+            (row, origins)
         })
     }
 
@@ -1599,69 +1599,17 @@ impl Model {
             own = self.featurize(&featurized.normalized);
             &own
         };
-        let (row, word_len) = self.row(&featurized.hashes.blocks);
+        let (row, origins) = self.row(&featurized.hashes.blocks);
         let m = margins(&row, &self.weights, &self.scales, &self.bias);
         let p = softmax(&m, self.temperature);
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
         let best = order.first().copied().unwrap_or(0);
-        let k = self.bias.len();
-        let mut top_features = Vec::new();
-        if explain > 0 && !row.is_empty() {
-            // Explain with word features (readable, and naming them needs only the words
-            // kept from featurising); fall back to every feature when no word feature helped.
-            let weight = |j: u32| {
-                let q = self
-                    .weights
-                    .get(j as usize * k + best)
-                    .copied()
-                    .unwrap_or(0);
-                f32::from(q) * self.scales.get(best).copied().unwrap_or(0.0)
-            };
-            let positive = |r: &[(u32, f32)]| r.iter().any(|&(j, v)| v * weight(j) > 0.0);
-            let words_only = positive(&row[..word_len]);
-            let candidates = if words_only {
-                &row[..word_len]
-            } else {
-                &row[..]
-            };
-            let mut contrib: Vec<(u32, f32)> = candidates
-                .iter()
-                .map(|&(j, v)| (j, v * weight(j)))
-                .filter(|&(_, c)| c > 0.0)
-                .collect();
-            // Only the largest `explain` are named: select them, then order those few.
-            let larger = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-            if contrib.len() > explain {
-                contrib.select_nth_unstable_by(explain, larger);
-                contrib.truncate(explain);
-            }
-            contrib.sort_by(larger);
-            // At most `explain` hashes: a linear scan beats hashing every feature.
-            let wanted: Vec<u32> = contrib
-                .iter()
-                .filter_map(|&(j, _)| self.hashes.get(j as usize).copied())
-                .collect();
-            let mut names: Vec<Option<String>> = vec![None; wanted.len()];
-            let mut name = |_: Block, h, _, render: &dyn Fn() -> String| {
-                if let Some(i) = wanted.iter().position(|&w| w == h)
-                    && names[i].is_none()
-                {
-                    names[i] = Some(render());
-                }
-            };
-            let cfg = &self.header.options.features;
-            if words_only {
-                features::word_features(&featurized.hashes.words, cfg, &mut name);
-            } else {
-                features::extract(&featurized.normalized, cfg, &mut name);
-            }
-            for (name, &(_, c)) in names.into_iter().zip(&contrib) {
-                if let Some(feature) = name {
-                    top_features.push(Contribution { feature, weight: c });
-                }
-            }
-        }
+        let top_features = if explain > 0 {
+            self.explain(featurized, &row, &origins, best, explain)
+        } else {
+            Vec::new()
+        };
         Prediction {
             label: self.header.labels.get(best).cloned().unwrap_or_default(),
             confidence: p.get(best).copied().unwrap_or(0.0),
@@ -1671,6 +1619,86 @@ impl Model {
                 .collect(),
             top_features,
         }
+    }
+
+    /// The `explain` features that pushed most towards class `best`. Word features are
+    /// preferred (readable, and named from the spans kept while featurising); every feature
+    /// is searched only when no word feature helped.
+    fn explain(
+        &self,
+        featurized: &Featurized,
+        row: &[(u32, f32)],
+        origins: &[u32],
+        best: usize,
+        explain: usize,
+    ) -> Vec<Contribution> {
+        let k = self.bias.len();
+        let scale = self.scales.get(best).copied().unwrap_or(0.0);
+        let weight = |j: u32| {
+            let q = self
+                .weights
+                .get(j as usize * k + best)
+                .copied()
+                .unwrap_or(0);
+            f32::from(q) * scale
+        };
+        let pushes = |r: &[(u32, f32)]| -> Vec<(usize, f32)> {
+            r.iter()
+                .enumerate()
+                .map(|(e, &(j, v))| (e, v * weight(j)))
+                .filter(|&(_, c)| c > 0.0)
+                .collect()
+        };
+        let mut contrib = pushes(&row[..origins.len()]);
+        let words_only = !contrib.is_empty();
+        if !words_only {
+            contrib = pushes(row);
+        }
+        // Only the largest `explain` are named: select them, then order those few.
+        let larger = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if contrib.len() > explain {
+            contrib.select_nth_unstable_by(explain, larger);
+            contrib.truncate(explain);
+        }
+        contrib.sort_by(larger);
+        let hashes = &featurized.hashes;
+        let mut names: Vec<Option<String>> = if words_only {
+            contrib
+                .iter()
+                .map(|&(e, _)| {
+                    let origin = origins.get(e).copied().unwrap_or(u32::MAX) as usize;
+                    hashes
+                        .word_spans
+                        .get(origin)
+                        .map(|s| s.render(&hashes.words))
+                })
+                .collect()
+        } else {
+            vec![None; contrib.len()]
+        };
+        if !words_only {
+            // Rare: name character features by extracting again.
+            let wanted: Vec<Option<u32>> = contrib
+                .iter()
+                .map(|&(e, _)| {
+                    row.get(e)
+                        .and_then(|&(j, _)| self.hashes.get(j as usize).copied())
+                })
+                .collect();
+            let cfg = &self.header.options.features;
+            features::extract(&featurized.normalized, cfg, &mut |_, h, _, render| {
+                if let Some(i) = wanted.iter().position(|&w| w == Some(h))
+                    && names[i].is_none()
+                {
+                    names[i] = Some(render());
+                }
+            });
+        }
+        names
+            .into_iter()
+            .zip(&contrib)
+            .filter_map(|(name, &(_, weight))| name.map(|feature| Contribution { feature, weight }))
+            .collect()
     }
 
     /// Serialise to the versioned binary artifact.
