@@ -198,7 +198,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         test.len(),
         lang.as_str()
     );
-    let mut options = eval::default_options(lang);
+    let mut options = eval::default_options(lang, &args.label_scheme);
     options.model_version = args.model_version.clone();
     options.label_scheme = args.label_scheme.clone();
     for (k, v) in &args.overrides {

@@ -483,7 +483,7 @@ mod tests {
         );
         assert_eq!(
             r.model_versions,
-            vec!["cfpb-product-v3".to_string(), "cfpb-cause-v1".to_string()]
+            vec!["cfpb-product-v4".to_string(), "cfpb-cause-v2".to_string()]
         );
         // The English cause is decided by a model (the cause model, or the product model's
         // implied cause when that is surer).

@@ -338,10 +338,14 @@ pub fn tune(
     Ok((best, trials))
 }
 
-/// The options this crate uses by default for a language (chosen on validation slices).
-pub fn default_options(lang: crate::tokenize::Language) -> TrainOptions {
+/// The options this crate uses by default for a language and label scheme (chosen on
+/// validation slices): English models of taxonomy causes get [`TrainOptions::english_cause`].
+pub fn default_options(lang: crate::tokenize::Language, label_scheme: &str) -> TrainOptions {
     match lang {
         crate::tokenize::Language::Zh => TrainOptions::chinese(),
+        crate::tokenize::Language::En if label_scheme == "taxonomy_cause" => {
+            TrainOptions::english_cause()
+        }
         crate::tokenize::Language::En => TrainOptions::english(),
     }
 }

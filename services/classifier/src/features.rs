@@ -113,17 +113,20 @@ impl Hasher {
 }
 
 /// FNV-1a for the per-document word table: std's SipHash costs more than the n-grams saved.
-#[derive(Default)]
-struct Fnv(u64);
+struct Fnv(Hasher);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(Hasher(FNV_OFFSET))
+    }
+}
 
 impl std::hash::Hasher for Fnv {
     fn finish(&self) -> u64 {
-        self.0
+        self.0.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = Hasher(self.0 ^ FNV_OFFSET);
-        h.bytes(bytes);
-        self.0 = h.0;
+        self.0.bytes(bytes);
     }
 }
 
@@ -291,8 +294,20 @@ pub struct Hashes {
     pub blocks: [Vec<(u32, u32)>; 2],
     /// Where each entry of the word block comes from (same length as `blocks[0]`).
     pub word_spans: Vec<WordSpan>,
+    /// The text the features were taken from, and its words as byte ranges of it: one
+    /// allocation instead of one per word.
+    text: String,
+    words: Vec<(u32, u32)>,
+}
+
+impl Hashes {
     /// The text's words, in order.
-    pub words: Vec<String>,
+    pub fn words(&self) -> Vec<&str> {
+        self.words
+            .iter()
+            .filter_map(|&(start, end)| self.text.get(start as usize..end as usize))
+            .collect()
+    }
 }
 
 /// Hash a normalised text's features.
@@ -304,18 +319,29 @@ pub fn hashes(normalized: &str, cfg: &FeatureConfig) -> Hashes {
     };
     let segments = tokenize::segments(&marked);
     let words = tokenize::words_of(&segments, cfg.jieba_hmm);
-    let mut word_block = Vec::new();
-    let mut word_spans = Vec::new();
+    let n_words = words.len() * usize::from(cfg.word_ngram_max.max(1));
+    let mut word_block = Vec::with_capacity(n_words);
+    let mut word_spans = Vec::with_capacity(n_words);
     word_ngrams(&words, cfg, |h, span| {
         word_block.push((h, 1));
         word_spans.push(span);
     });
-    let mut char_block = Vec::new();
+    let mut char_block = Vec::with_capacity(marked.len() * 2);
     char_features(&segments, cfg, &mut |_, h, c, _| char_block.push((h, c)));
+    // Every word is a slice of `marked` (see `tokenize::words_of`): keep its byte range.
+    let base = marked.as_ptr() as usize;
+    let words = words
+        .iter()
+        .map(|w| {
+            let start = (w.as_ptr() as usize).saturating_sub(base);
+            (start as u32, (start + w.len()) as u32)
+        })
+        .collect();
     Hashes {
         blocks: [word_block, char_block],
         word_spans,
-        words: words.into_iter().map(str::to_owned).collect(),
+        text: marked.into_owned(),
+        words,
     }
 }
 
@@ -362,6 +388,6 @@ mod tests {
     #[test]
     fn empty_text_has_no_features() {
         let c = hashes("", &FeatureConfig::default());
-        assert!(c.blocks[0].is_empty() && c.blocks[1].is_empty() && c.words.is_empty());
+        assert!(c.blocks[0].is_empty() && c.blocks[1].is_empty() && c.words().is_empty());
     }
 }

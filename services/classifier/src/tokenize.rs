@@ -319,7 +319,8 @@ pub fn words_of<'a>(segments: &[Segment<'a>], hmm: bool) -> Vec<&'a str> {
             Segment::Han(h) => out.extend(jieba().cut(h, hmm).into_iter().map(|t| t.word)),
             Segment::Word(w) => {
                 if w.len() >= 2 && w.bytes().all(|b| b == b'x') {
-                    out.push("xx");
+                    // A slice of the text (not a literal), so every word points into it.
+                    out.push(&w[..2]);
                 } else {
                     out.push(w);
                 }

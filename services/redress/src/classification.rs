@@ -91,7 +91,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 (examples, Vec::new())
             };
-            let mut options = options_for(&train);
+            let mut options = options_for(&train, &label_scheme);
             options.model_version = model_version;
             options.label_scheme = label_scheme;
             let started = Instant::now();
@@ -159,18 +159,19 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-/// Chinese or English defaults, by the script most training texts are in.
-fn options_for(examples: &[redress_classifier::Example]) -> TrainOptions {
+/// The library's defaults for the language most training texts are in and the label scheme.
+fn options_for(examples: &[redress_classifier::Example], label_scheme: &str) -> TrainOptions {
     let chinese = examples
         .iter()
         .take(500)
         .filter(|e| detect_language(&e.text) == Language::Zh)
         .count();
-    if chinese * 2 > examples.len().min(500) {
-        TrainOptions::chinese()
+    let language = if chinese * 2 > examples.len().min(500) {
+        Language::Zh
     } else {
-        TrainOptions::english()
-    }
+        Language::En
+    };
+    eval::default_options(language, label_scheme)
 }
 
 fn train_with_progress(
