@@ -49,7 +49,9 @@ pub fn fold(text: &str) -> String {
             0x3000 => ' ',
             _ => c,
         };
-        if c == '\u{2019}' {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else if c == '\u{2019}' {
             out.push('\'');
         } else if c.is_uppercase() {
             out.extend(c.to_lowercase());

@@ -133,7 +133,9 @@ pub fn normalize(text: &str) -> String {
             }
             continue;
         }
-        if c.is_uppercase() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else if c.is_uppercase() {
             out.extend(c.to_lowercase());
         } else {
             out.push(c);
