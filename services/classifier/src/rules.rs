@@ -111,7 +111,7 @@ impl Matcher {
         } else {
             Some(
                 // A DFA: a few hundred patterns make a small one, and it scans every
-                // complaint twice (rules, severity) several times faster than the NFA.
+                // complaint twice (rules, severity) with ~40 % fewer instructions than the NFA.
                 AhoCorasick::builder()
                     .match_kind(MatchKind::Standard)
                     .kind(Some(AhoCorasickKind::DFA))
