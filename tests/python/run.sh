@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts `redress dev` in its own bus namespace on free ports, runs check.py against intake's
-# gRPC port with grpcio from PyPI, and stops it.
+# Starts `redress dev` in its own bus namespace and its own database on free ports, runs
+# check.py against intake's gRPC port with grpcio from PyPI, stops it and removes both.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 venv="$root/.redress/venv"
@@ -13,10 +13,30 @@ port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0
 grpc_port=$(port); http_port=$(port)
 log="$root/.redress/python-check.log"
 cargo build -q -p redress
-REDRESS_BUS_NAMESPACE="pycheck" "$root/target/debug/redress" dev \
+
+ns="pycheck_$$"
+nats_url="${REDRESS_NATS_URL:-nats://127.0.0.1:4222}"
+admin_url="${REDRESS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/redress}"
+# psql as deploy/local/ensure-deps.sh finds it; without it the check shares the database.
+psql=$(command -v psql || ls -d /usr/lib/postgresql/*/bin/psql 2>/dev/null | sort -V | tail -n 1 || true)
+db_url="$admin_url"
+if [ -n "$psql" ]; then
+  db_url="${admin_url%/*}/redress_$ns"
+  "$psql" -q "$admin_url" -c "CREATE DATABASE redress_$ns" >/dev/null
+fi
+cleanup() {
+  kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  if [ "$db_url" != "$admin_url" ]; then
+    "$psql" -q "$admin_url" -c "DROP DATABASE IF EXISTS redress_$ns WITH (FORCE)" >/dev/null || true
+  fi
+  "$venv/bin/python" "$root/tests/python/cleanup.py" "$nats_url" "$ns" || true
+}
+pid=""
+trap cleanup EXIT
+REDRESS_BUS_NAMESPACE="$ns" REDRESS_DATABASE_URL="$db_url" REDRESS_NATS_URL="$nats_url" \
+  "$root/target/debug/redress" dev \
   --grpc-base-port "$grpc_port" --http-base-port "$http_port" >"$log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 120); do
   grep -q "Redress is running" "$log" && break
   kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
