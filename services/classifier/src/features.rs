@@ -141,13 +141,18 @@ const KIND_HEAD_WORD: u8 = 4;
 /// once), and a way to render its text (only called when an explanation is wanted).
 pub type Sink<'s> = dyn FnMut(Block, u32, u32, &dyn Fn() -> String) + 's;
 
-/// Extract features from *normalised* text (see [`tokenize::normalize`]).
-pub fn extract(normalized: &str, cfg: &FeatureConfig, sink: &mut Sink<'_>) {
-    let marked = if cfg.mark_tokens {
+/// The text features are taken from: normalised, with marker tokens when configured.
+fn marked<'a>(normalized: &'a str, cfg: &FeatureConfig) -> std::borrow::Cow<'a, str> {
+    if cfg.mark_tokens {
         tokenize::mark_redactions(normalized)
     } else {
         std::borrow::Cow::Borrowed(normalized)
-    };
+    }
+}
+
+/// Extract features from *normalised* text (see [`tokenize::normalize`]).
+pub fn extract(normalized: &str, cfg: &FeatureConfig, sink: &mut Sink<'_>) {
+    let marked = marked(normalized, cfg);
     let segments = tokenize::segments(&marked);
     let words = tokenize::words_of(&segments, cfg.jieba_hmm);
     word_features(&words, cfg, sink);
@@ -312,11 +317,7 @@ impl Hashes {
 
 /// Hash a normalised text's features.
 pub fn hashes(normalized: &str, cfg: &FeatureConfig) -> Hashes {
-    let marked = if cfg.mark_tokens {
-        tokenize::mark_redactions(normalized)
-    } else {
-        std::borrow::Cow::Borrowed(normalized)
-    };
+    let marked = marked(normalized, cfg);
     let segments = tokenize::segments(&marked);
     let words = tokenize::words_of(&segments, cfg.jieba_hmm);
     let n_words = words.len() * usize::from(cfg.word_ngram_max.max(1));
