@@ -837,7 +837,7 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Payload {
     header: ModelHeader,
     n_docs: u32,
@@ -2036,6 +2036,40 @@ mod tests {
             product.header().options.features,
             cause.header().options.features
         );
+    }
+
+    /// A payload that decodes but whose parts disagree is refused, even under a valid checksum.
+    #[test]
+    fn inconsistent_dimensions_are_refused() {
+        let model =
+            Model::train(&synthetic(30, 5), &TrainOptions::default(), |_| {}).expect("train");
+        let bytes = model.to_bytes().expect("bytes");
+        let good: Payload = postcard::from_bytes(&bytes[44..]).expect("decode");
+        let sealed = |p: &Payload| {
+            let body = postcard::to_stdvec(p).expect("encode");
+            let mut out = bytes[..12].to_vec();
+            out.extend_from_slice(&Sha256::digest(&body));
+            out.extend_from_slice(&body);
+            out
+        };
+        assert!(Model::from_bytes(&sealed(&good)).is_ok());
+        let breakages: [fn(&mut Payload); 5] = [
+            |p| p.header.labels.truncate(1),
+            |p| p.bias.truncate(p.bias.len() - 1),
+            |p| p.scales.truncate(p.scales.len() - 1),
+            |p| p.df.truncate(p.df.len() - 1),
+            |p| p.weights.truncate(p.weights.len() - 1),
+        ];
+        for (i, broken) in breakages.iter().enumerate() {
+            let mut p = good.clone();
+            broken(&mut p);
+            let refused = Model::from_bytes(&sealed(&p));
+            assert!(
+                matches!(&refused, Err(Error::Artifact(m)) if m.contains("dimensions")),
+                "breakage {i}: {:?}",
+                refused.map(|m| m.labels().to_vec())
+            );
+        }
     }
 
     #[test]
