@@ -1,12 +1,17 @@
 //! `redress classification train | eval | export-examples`: models a deployment trains from
 //! its own labelled history, measured on data they never saw.
 
-use std::{path::PathBuf, time::Instant};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use redress_classifier::{
     Model, Progress, TrainOptions,
+    classify::{EMBEDDED_CAUSE_MODEL, EMBEDDED_MODEL},
     eval::{self, DEFAULT_SPLIT_SEED},
     model::Stage,
     tokenize::{Language, detect_language},
@@ -36,6 +41,8 @@ pub enum Command {
     Eval {
         #[command(flatten)]
         data: Data,
+        /// A model artifact, or `default` / `default-cause` for the English category / cause
+        /// model shipped in this build.
         #[arg(long)]
         model: PathBuf,
         /// Evaluate only on the deterministic 20% split (the rows `train --holdout` left out).
@@ -71,8 +78,54 @@ pub struct Data {
 
 impl Data {
     fn load(&self) -> anyhow::Result<Vec<redress_classifier::Example>> {
-        eval::load_examples(&self.data, &self.text_column, &self.label_column)
-            .with_context(|| format!("reading {}", self.data.display()))
+        let examples = eval::load_examples(&self.data, &self.text_column, &self.label_column)
+            .with_context(|| format!("reading {}", self.data.display()))?;
+        if examples.is_empty() {
+            anyhow::bail!(
+                "{}: no row has both a `{}` and a `{}`",
+                self.data.display(),
+                self.text_column,
+                self.label_column
+            );
+        }
+        Ok(examples)
+    }
+}
+
+fn load_model(path: &Path) -> anyhow::Result<Model> {
+    let shipped = match path.to_str() {
+        Some("default") => Some(EMBEDDED_MODEL),
+        Some("default-cause") => Some(EMBEDDED_CAUSE_MODEL),
+        _ => None,
+    };
+    match shipped {
+        Some(bytes) => Ok(Model::from_bytes(bytes)?),
+        None => Model::load(path).with_context(|| format!("loading {}", path.display())),
+    }
+}
+
+/// Rows whose label the model cannot predict all count as errors; say so, so that a label
+/// spelled differently from the training data is not mistaken for a weak model.
+fn warn_of_unknown_labels(model: &Model, examples: &[redress_classifier::Example]) {
+    let known: BTreeSet<&str> = model.labels().iter().map(String::as_str).collect();
+    let mut unknown: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in examples
+        .iter()
+        .filter(|e| !known.contains(e.label.as_str()))
+    {
+        *unknown.entry(e.label.as_str()).or_default() += 1;
+    }
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown
+            .iter()
+            .map(|(l, n)| format!("{l:?} ({n})"))
+            .collect();
+        eprintln!(
+            "warning: {} row(s) carry labels the model does not know, and count as errors: {}; the model's labels are {:?}",
+            unknown.values().sum::<usize>(),
+            list.join(", "),
+            model.labels()
+        );
     }
 }
 
@@ -119,8 +172,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 examples
             };
-            let model =
-                Model::load(&model).with_context(|| format!("loading {}", model.display()))?;
+            let model = load_model(&model)?;
+            warn_of_unknown_labels(&model, &examples);
             let report = eval::evaluate(&model, &examples);
             println!(
                 "{}",
