@@ -10,7 +10,7 @@ use async_nats::HeaderMap;
 use futures::StreamExt;
 use prost::Message as _;
 use redress_classifier::{Classifier, ComplaintInput};
-use redress_proto::events::v1::{ComplaintReceived, Event, event::Payload};
+use redress_proto::events::v1::{ComplaintReceived, ComplaintSummary, Event, event::Payload};
 use redress_runtime::{
     bus::{Outgoing, headers},
     event::{from_timestamp, new_event, service_actor},
@@ -124,6 +124,7 @@ async fn through_service(total: usize) -> anyhow::Result<Row> {
         redress_classification::Config {
             runtime: env.runtime_config(),
             classification: Default::default(),
+            command: None,
         },
         shutdown.clone(),
     )
@@ -143,13 +144,15 @@ async fn through_service(total: usize) -> anyhow::Result<Row> {
                 &id,
                 1,
                 service_actor("intake"),
-                Payload::ComplaintReceived(ComplaintReceived {
-                    complaint_id: id.clone(),
-                    reference: format!("RD-BENCH-{n:06}"),
-                    description: TEXTS[n % TEXTS.len()].into(),
-                    received_at: Some(redress_runtime::event::timestamp(chrono::Utc::now())),
-                    ..Default::default()
-                }),
+                ComplaintReceived {
+                    complaint: Some(ComplaintSummary {
+                        complaint_id: id.clone(),
+                        reference: format!("RD-BENCH-{n:06}"),
+                        description: TEXTS[n % TEXTS.len()].into(),
+                        received_at: Some(redress_runtime::event::timestamp(chrono::Utc::now())),
+                        ..Default::default()
+                    }),
+                },
             );
             let mut h = HeaderMap::new();
             h.insert(headers::MSG_ID, event.id.as_str());
@@ -174,7 +177,10 @@ async fn through_service(total: usize) -> anyhow::Result<Row> {
         };
         // From the publish of `received` (its receivedAt) to `classified` seen on the bus.
         if let (Some(at), Ok(mut l)) = (
-            c.received_at.as_ref().and_then(from_timestamp),
+            c.complaint
+                .as_ref()
+                .and_then(|c| c.received_at.as_ref())
+                .and_then(from_timestamp),
             latencies.lock(),
         ) {
             l.push(((chrono::Utc::now() - at).num_microseconds().unwrap_or(0) as f64) / 1000.0);

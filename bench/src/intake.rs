@@ -62,11 +62,12 @@ async fn one(case: &str, total: usize, rate: Option<u32>, in_flight: usize) -> a
         Config {
             runtime,
             intake: IntakeConfig {
-                keys: vault::dev::KEYS.into(),
-                active_key: vault::dev::ACTIVE.into(),
-                pseudonym_key: vault::dev::PSEUDONYM.into(),
+                keys: Some(vault::dev::KEYS.into()),
+                active_key: Some(vault::dev::ACTIVE.into()),
+                pseudonym_key: Some(vault::dev::PSEUDONYM.into()),
                 settings: Default::default(),
             },
+            command: None,
         },
         shutdown.clone(),
     )
@@ -135,10 +136,12 @@ async fn watch(bus: Bus, sent: Sent, latencies: Arc<Mutex<Vec<f64>>>, total: usi
         let Some(Payload::ComplaintReceived(r)) = event.payload else {
             continue;
         };
-        let start = sent
-            .lock()
-            .ok()
-            .and_then(|s| s.get(&r.channel_ref).copied());
+        let start = sent.lock().ok().and_then(|s| {
+            r.complaint
+                .as_ref()
+                .and_then(|c| s.get(&c.channel_ref))
+                .copied()
+        });
         if let (Some(start), Ok(mut l)) = (start, latencies.lock()) {
             l.push(start.elapsed().as_secs_f64() * 1000.0);
             if l.len() >= total {

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redress_proto::events::v1::{ComplaintWithdrawn, event::Payload};
+use redress_proto::events::v1::ComplaintWithdrawn;
 use redress_runtime::{
     ConsumerSpec, Delivery, HandleError, Handler, OutboxMessage, bus, consumer,
     db::Database,
@@ -65,11 +65,25 @@ pub async fn run() -> anyhow::Result<()> {
 
 async fn one(batch: usize, total: usize, rate: Option<u32>) -> anyhow::Result<Row> {
     let env = TestEnv::new().await;
-    let producer = Database::connect(&env.database_url, "bench_producer", 8, &NONE).await?;
+    let producer = Database::connect(
+        &env.database_url,
+        "bench_producer",
+        "bench_producer",
+        8,
+        &NONE,
+    )
+    .await?;
     sqlx::query("CREATE TABLE state (id text PRIMARY KEY)")
         .execute(producer.pool())
         .await?;
-    let consumer_db = Database::connect(&env.database_url, "bench_consumer", 8, &NONE).await?;
+    let consumer_db = Database::connect(
+        &env.database_url,
+        "bench_consumer",
+        "bench_consumer",
+        8,
+        &NONE,
+    )
+    .await?;
     sqlx::query("CREATE TABLE applied (id text PRIMARY KEY)")
         .execute(consumer_db.pool())
         .await?;
@@ -78,7 +92,7 @@ async fn one(batch: usize, total: usize, rate: Option<u32>) -> anyhow::Result<Ro
         .await?;
 
     let stop = CancellationToken::new();
-    let relay = tokio::spawn(Relay::new(producer.clone(), bus.clone()).run(stop.clone()));
+    let relay = tokio::spawn(Relay::new("bench", producer.clone(), bus.clone()).run(stop.clone()));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(total)));
     let mut tuning = env.runtime_config().consumer;
     tuning.batch = batch;
@@ -90,6 +104,7 @@ async fn one(batch: usize, total: usize, rate: Option<u32>) -> anyhow::Result<Ro
         inbox: true,
         settle: Duration::ZERO,
         tuning,
+        seal: None,
     };
     let consuming = tokio::spawn(consumer::run(
         env.bus().await,
@@ -126,12 +141,9 @@ async fn one(batch: usize, total: usize, rate: Option<u32>) -> anyhow::Result<Ro
                         i.to_string(),
                         1,
                         service_actor("bench"),
-                        Payload::ComplaintWithdrawn(ComplaintWithdrawn::default()),
+                        ComplaintWithdrawn::default(),
                     );
-                    messages.push(OutboxMessage::event(
-                        "redress.complaint.v1.withdrawn",
-                        &event,
-                    ));
+                    messages.push(OutboxMessage::event(&event));
                 }
                 outbox::enqueue(&mut tx, &messages).await?;
                 tx.commit().await?;

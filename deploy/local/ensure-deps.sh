@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Makes sure NATS (with JetStream) and Postgres answer, and writes their URLs to .redress/env.
 #
-# 1. Reuse what answers on REDRESS_NATS_URL / REDRESS_DATABASE_URL (defaults 127.0.0.1:4222
-#    and 127.0.0.1:5432).
-# 2. Otherwise start a local nats-server -js and a local Postgres (initdb + pg_ctl) under
-#    .redress/ on free ports.
+# 1. A URL you set (REDRESS_NATS_URL / REDRESS_DATABASE_URL) must answer: if it is malformed
+#    or nothing answers there, this stops and says so — it never replaces your URL with a
+#    throwaway server.
+# 2. Unset, the defaults (127.0.0.1:4222 and 127.0.0.1:5432) are reused when they answer;
+#    otherwise a local nats-server -js and a local Postgres (initdb + pg_ctl) start under
+#    .redress/ on free ports. REDRESS_LOCAL_DEPS=1 asks for the local ones whatever answers.
 # 3. If the binaries are missing, install them where the system allows it (Debian/Ubuntu as
 #    root), else print the exact command and stop.
 set -euo pipefail
@@ -15,8 +17,30 @@ mkdir -p "$state"
 
 say() { printf 'deps: %s\n' "$*" >&2; }
 
+nats_set=${REDRESS_NATS_URL:+yes}
+db_set=${REDRESS_DATABASE_URL:+yes}
+local_only=${REDRESS_LOCAL_DEPS:-}
 nats_url=${REDRESS_NATS_URL:-nats://127.0.0.1:4222}
 db_url=${REDRESS_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/redress}
+
+mask() { # URL with its password as ****
+  printf '%s' "$1" | sed -E 's#(://[^:/@]+):[^@/]*@#\1:****@#'
+}
+
+# A URL the user set must be well formed and answer; say which variable, which value.
+refuse() { # variable value problem
+  say "$1=$(mask "$2"): $3"
+  say "fix or unset $1 (unset, make starts a local server when none answers)"
+  exit 1
+}
+
+well_formed() { # scheme URL
+  case "$2" in
+    "$1"://*) local rest=${2#*://}; rest=${rest#*@}; rest=${rest%%/*}
+              [ -n "${rest%%:*}" ] && [[ "${rest##*:}" =~ ^[0-9]+$ ]] ;;
+    *) return 1 ;;
+  esac
+}
 
 host_port() { # URL -> "host port"
   local rest=${1#*://}; rest=${rest#*@}; rest=${rest%%/*}
@@ -63,9 +87,15 @@ ensure_binaries() { # names...
 }
 
 # --- NATS ---------------------------------------------------------------------------------
+if [ -n "$nats_set" ] && [ -z "$local_only" ]; then
+  well_formed nats "$nats_url" || well_formed tls "$nats_url" \
+    || refuse REDRESS_NATS_URL "$nats_url" "not a URL such as nats://host:4222"
+fi
 read -r nats_host nats_port <<<"$(host_port "$nats_url")"
-if answers "$nats_host" "$nats_port"; then
+if [ -z "$local_only" ] && answers "$nats_host" "$nats_port"; then
   say "NATS answers at $nats_url"
+elif [ -n "$nats_set" ] && [ -z "$local_only" ]; then
+  refuse REDRESS_NATS_URL "$nats_url" "nothing answers at $nats_host:$nats_port (is nats-server running with -js?)"
 elif [ -f "$state/nats.pid" ] && kill -0 "$(cat "$state/nats.pid")" 2>/dev/null; then
   nats_url=$(cat "$state/nats.url"); say "reusing local NATS at $nats_url"
 else
@@ -80,10 +110,16 @@ else
 fi
 
 # --- Postgres -----------------------------------------------------------------------------
+if [ -n "$db_set" ] && [ -z "$local_only" ]; then
+  well_formed postgres "$db_url" || well_formed postgresql "$db_url" \
+    || refuse REDRESS_DATABASE_URL "$db_url" "not a URL such as postgres://user@host:5432/redress"
+fi
 read -r pg_host pg_port <<<"$(host_port "$db_url")"
 db_name=${db_url##*/}; db_name=${db_name%%\?*}
-if answers "$pg_host" "$pg_port"; then
+if [ -z "$local_only" ] && answers "$pg_host" "$pg_port"; then
   say "Postgres answers at $pg_host:$pg_port"
+elif [ -n "$db_set" ] && [ -z "$local_only" ]; then
+  refuse REDRESS_DATABASE_URL "$db_url" "nothing answers at $pg_host:$pg_port (is Postgres running?)"
 else
   ensure_binaries initdb pg_ctl postgres
   pgdata="$state/pg"

@@ -4,6 +4,12 @@
 //! (de)serialises as proto3 JSON through `serde` (pbjson), which is what channels that
 //! publish `Content-Type: application/json` send. [`FILE_DESCRIPTOR_SET`] feeds gRPC
 //! server reflection so generic tools need none of our files.
+//!
+//! ```text
+//! contract — each event payload's type name and subject, generated from the protos
+//! bus      — streams, their retention and promises; non-event subjects; headers
+//! vocab    — channels, money, severity, ids, text: one rule each, and FieldViolation
+//! ```
 
 /// The encoded `FileDescriptorSet` of every Redress proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
@@ -46,4 +52,10 @@ pub mod intake {
     }
 }
 
+pub mod bus;
+pub mod contract;
+pub mod vocab;
+
+pub use contract::{EVENT_TYPES, EventPayload};
 pub use pbjson_types as types;
+pub use vocab::Violations;

@@ -34,12 +34,14 @@ cleanup() {
 pid=""
 trap cleanup EXIT
 REDRESS_BUS_NAMESPACE="$ns" REDRESS_DATABASE_URL="$db_url" REDRESS_NATS_URL="$nats_url" \
-  "$root/target/debug/redress" dev \
-  --grpc-base-port "$grpc_port" --http-base-port "$http_port" >"$log" 2>&1 &
+  REDRESS_GRPC_ADDR="127.0.0.1:$grpc_port" REDRESS_HTTP_ADDR="127.0.0.1:$http_port" \
+  REDRESS_LOG_FORMAT=pretty "$root/target/debug/redress" dev >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 120); do
   grep -q "Redress is running" "$log" && break
   kill -0 $pid 2>/dev/null || { cat "$log"; exit 1; }
   sleep 0.5
 done
-"$venv/bin/python" "$root/tests/python/check.py" "127.0.0.1:$grpc_port"
+# The token the development suite itself prints, as a new user would take it.
+token=$("$root/target/debug/redress" token --role specialist)
+"$venv/bin/python" "$root/tests/python/check.py" "127.0.0.1:$grpc_port" "$token"

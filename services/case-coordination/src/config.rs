@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
-use redress_runtime::RuntimeConfig;
+use redress_runtime::{RuntimeConfig, ServiceConfig};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -18,9 +18,15 @@ pub struct Config {
     pub cases: CasesConfig,
 }
 
+impl ServiceConfig for Config {
+    fn runtime(&self) -> &RuntimeConfig {
+        &self.runtime
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct CasesConfig {
-    /// The regulatory regime deadlines follow (cn-nfra, us-cfpb, uk-fca), see services/regime.
+    /// The regulatory regime deadlines follow (cn-nfra, us-cfpb, uk-fca), see crates/regime.
     #[arg(long, env = "REDRESS_REGIME", default_value = "cn-nfra")]
     pub regime: String,
 
@@ -40,11 +46,6 @@ pub struct CasesConfig {
 
 impl Default for CasesConfig {
     fn default() -> Self {
-        Self {
-            regime: "cn-nfra".into(),
-            routing: None,
-            roster: None,
-            timer_poll: std::time::Duration::from_secs(1),
-        }
+        redress_runtime::config::defaults_of()
     }
 }

@@ -1,23 +1,28 @@
-//! The complaint events case-coordination consumes, one durable consumer each (all with an
-//! inbox, so a redelivery has no second effect):
+//! The complaint events case-coordination reacts to, read by one durable consumer over the
+//! complaint stream in stream order (with an inbox, so a redelivery has no second effect):
 //!
 //! - `classified` opens one case per complaint (idempotent by complaint id) and routes it;
 //! - `reclassified` updates the classification and routes a case still waiting in triage;
 //! - `duplicate_suspected` links the two complaints (a specialist may merge their cases);
 //! - `withdrawn` ends the case at once (or, arriving first, when the case opens).
+//!
+//! Several replicas split the stream between them, so one complaint's `withdrawn` may be
+//! handled before its `classified` has committed on another replica: the withdrawal is kept
+//! and applied when the case opens (docs/decisions.md, "ordering").
 
 use std::sync::Arc;
 
 use chrono::Utc;
 use redress_proto::{
     cases::v1 as api,
-    common::v1::{Actor, Severity},
+    common::v1::{Actor, Channel, Severity},
     events::v1::{
-        CaseCreated, CaseReclassified, CaseWithdrawn, ComplaintClassified, event::Payload,
+        CaseCreated, CaseReclassified, ComplaintClassified, ComplaintReclassified,
+        ComplaintWithdrawn, DuplicateSuspected,
     },
 };
 use redress_runtime::{
-    Delivery, HandleError, Handler,
+    EventHandler, HandleError, Incoming,
     event::{from_timestamp, service_actor},
 };
 use sqlx::PgConnection;
@@ -25,82 +30,87 @@ use uuid::Uuid;
 
 use crate::{
     SERVICE,
-    deadlines::Clock,
-    domain::{CaseError, State},
-    routing::{Subject, TRIAGE, channel_token},
-    store::{self, CaseRecord, Change, Shared},
+    domain::{CaseError, CaseRecord, Change, State, rules},
+    routing::{Subject, TRIAGE},
+    store::{self, Shared},
 };
 
-/// Which complaint event a consumer handles.
-#[derive(Debug, Clone, Copy)]
-pub enum Kind {
-    Classified,
-    Reclassified,
-    DuplicateSuspected,
-    Withdrawn,
+/// The complaint events' handler (one per event type, sharing the service's state).
+#[derive(Clone)]
+pub struct Complaints {
+    pub shared: Arc<Shared>,
 }
 
-impl Kind {
-    pub const ALL: [Kind; 4] = [
-        Kind::Classified,
-        Kind::Reclassified,
-        Kind::DuplicateSuspected,
-        Kind::Withdrawn,
-    ];
-
-    /// The `<event>` of `redress.complaint.v1.<event>`.
-    pub fn event(self) -> &'static str {
-        match self {
-            Kind::Classified => "classified",
-            Kind::Reclassified => "reclassified",
-            Kind::DuplicateSuspected => "duplicate_suspected",
-            Kind::Withdrawn => "withdrawn",
-        }
+/// A case that may simply not be open yet is worth retrying; a malformed event is not.
+fn handle_error(error: CaseError) -> HandleError {
+    match error {
+        CaseError::Database(e) => HandleError::Database(e),
+        CaseError::NotFound(m) => HandleError::Transient(m),
+        other => HandleError::Permanent(other.to_string()),
     }
 }
 
-pub struct Complaints {
-    pub shared: Arc<Shared>,
-    pub kind: Kind,
+fn actor_of<E>(event: &Incoming<E>) -> Actor {
+    if event.actor.subject.is_empty() {
+        service_actor("unknown")
+    } else {
+        event.actor.clone()
+    }
 }
 
-impl Handler for Complaints {
+impl EventHandler<ComplaintClassified> for Complaints {
     async fn handle(
         &self,
         conn: &mut PgConnection,
-        delivery: &Delivery,
+        event: Incoming<ComplaintClassified>,
     ) -> Result<(), HandleError> {
-        let event = delivery.event()?;
-        let actor = event
-            .actor
-            .clone()
-            .unwrap_or_else(|| service_actor("unknown"));
-        let result = match (self.kind, event.payload) {
-            (Kind::Classified, Some(Payload::ComplaintClassified(c))) => {
-                open(conn, &self.shared, &c).await.map(|_| ())
-            }
-            (Kind::Reclassified, Some(Payload::ComplaintReclassified(r))) => {
-                reclassify(conn, &self.shared, &r, &actor).await
-            }
-            (Kind::DuplicateSuspected, Some(Payload::DuplicateSuspected(d))) => {
-                link(conn, &d).await
-            }
-            (Kind::Withdrawn, Some(Payload::ComplaintWithdrawn(w))) => {
-                withdraw(conn, &self.shared, &w.complaint_id, &w.reason, &actor).await
-            }
-            (kind, other) => Err(CaseError::Corrupt(format!(
-                "a {} consumer got {}",
-                kind.event(),
-                other.map(|_| "another payload").unwrap_or("no payload")
-            ))),
+        open(conn, &self.shared, event.payload)
+            .await
+            .map(|_| ())
+            .map_err(handle_error)
+    }
+}
+
+impl EventHandler<ComplaintReclassified> for Complaints {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: Incoming<ComplaintReclassified>,
+    ) -> Result<(), HandleError> {
+        let actor = actor_of(&event);
+        reclassify(conn, &self.shared, &event.payload, &actor)
+            .await
+            .map_err(handle_error)
+    }
+}
+
+impl EventHandler<DuplicateSuspected> for Complaints {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: Incoming<DuplicateSuspected>,
+    ) -> Result<(), HandleError> {
+        let d = &event.payload;
+        let link = async {
+            let id = complaint_id(&d.complaint_id)?;
+            let earlier = complaint_id(&d.earlier_complaint_id)?;
+            store::link_duplicates(conn, id, earlier, d.similarity).await
         };
-        result.map_err(|error| match error {
-            CaseError::Database(e) => HandleError::Database(e),
-            // The case may simply not be open yet (events of one complaint travel on separate
-            // consumers): retry with backoff, dead-letter if it never appears.
-            CaseError::NotFound(m) => HandleError::Transient(m),
-            other => HandleError::Permanent(other.to_string()),
-        })
+        link.await.map_err(handle_error)
+    }
+}
+
+impl EventHandler<ComplaintWithdrawn> for Complaints {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: Incoming<ComplaintWithdrawn>,
+    ) -> Result<(), HandleError> {
+        let actor = actor_of(&event);
+        let w = &event.payload;
+        withdraw(conn, &self.shared, &w.complaint_id, &w.reason, &actor)
+            .await
+            .map_err(handle_error)
     }
 }
 
@@ -113,42 +123,33 @@ fn complaint_id(text: &str) -> Result<Uuid, CaseError> {
 pub async fn open(
     conn: &mut PgConnection,
     shared: &Shared,
-    c: &ComplaintClassified,
+    c: ComplaintClassified,
 ) -> Result<Option<CaseRecord>, CaseError> {
-    let complaint_id = complaint_id(&c.complaint_id)?;
-    let received_at = c
+    let complaint = c
+        .complaint
+        .ok_or_else(|| CaseError::invalid("complaint", "required"))?;
+    let complaint_id = complaint_id(&complaint.complaint_id)?;
+    let received_at = complaint
         .received_at
         .as_ref()
         .and_then(from_timestamp)
         .ok_or_else(|| CaseError::invalid("receivedAt", "required: every deadline starts there"))?;
-    let classification = c.classification.clone().unwrap_or_default();
-    let category = classification
-        .category
-        .as_ref()
-        .map(|l| l.code.clone())
-        .unwrap_or_default();
-    let cause = classification
-        .cause
-        .as_ref()
-        .map(|l| l.code.clone())
-        .unwrap_or_default();
+    let classification = c.classification.unwrap_or_default();
+    let code = |l: &Option<redress_proto::events::v1::TaxonomyLabel>| {
+        l.as_ref().map(|l| l.code.clone()).unwrap_or_default()
+    };
+    let category = code(&classification.category);
+    let cause = code(&classification.cause);
     let severity = Severity::try_from(classification.severity).unwrap_or(Severity::Unspecified);
-    let channel = c.channel();
+    let channel = complaint.channel();
     let snapshot = api::Case {
-        reference: c.reference.clone(),
-        first_receiver: format!("channel:{}", channel_token(channel)),
+        first_receiver: format!("channel:{}", channel.token()),
         category_code: category.clone(),
         cause_code: cause.clone(),
         product: classification.product.clone(),
-        channel: c.channel,
-        consumer_ref: c.consumer_ref.clone(),
-        regulator_ref: c.regulator_ref.clone(),
-        title: c.title.clone(),
-        description: c.description.clone(),
-        amount_in_dispute: c.amount_in_dispute.clone(),
-        vulnerability: c.vulnerability,
         needs_classification_review: classification.needs_review,
-        queue: "triage".into(),
+        queue: TRIAGE.into(),
+        complaint: Some(complaint.clone()),
         ..Default::default()
     };
     let now = Utc::now();
@@ -170,83 +171,54 @@ pub async fn open(
         return Ok(None);
     }
     let actor = service_actor(SERVICE);
-    let mut changes = vec![Change::new(
-        "created",
-        Payload::CaseCreated(CaseCreated {
-            category_code: category.clone(),
-            cause_code: cause.clone(),
-            product: classification.product.clone(),
-            channel: c.channel,
-            received_at: c.received_at,
-            regulator_ref: c.regulator_ref.clone(),
-            title: c.title.clone(),
-            description: c.description.clone(),
-            amount_in_dispute: c.amount_in_dispute.clone(),
-            vulnerability: c.vulnerability,
-            ..Default::default()
-        }),
-    )];
     let subject = Subject {
         category: &category,
         cause: &cause,
         product: &classification.product,
         severity,
         channel,
-        regulator_ref: &c.regulator_ref,
+        regulator_ref: &complaint.regulator_ref,
         needs_review: classification.needs_review,
     };
-    if let Some(destination) = shared.routing.route(&subject) {
-        let assigned = store::assign(
-            conn,
-            &mut case,
-            &destination,
-            None,
-            &actor,
-            shared.routing.version(),
-            "routing rules",
-        )
-        .await?;
-        changes.push(assigned);
-    }
-    fill_created(&mut changes[0], &case);
+    let assigned = match shared.routing.route(&subject) {
+        Some(destination) => Some(
+            store::assign(
+                conn,
+                &mut case,
+                &destination,
+                None,
+                &actor,
+                shared.routing.version(),
+                "routing rules",
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let mut changes = vec![Change::new(CaseCreated {
+        header: None,
+        complaint: Some(complaint),
+        category_code: category,
+        cause_code: cause,
+        queue: case.snapshot.queue.clone(),
+        partner: case.snapshot.partner.clone(),
+        tags: case.snapshot.tags.clone(),
+        ..Default::default()
+    })];
+    changes.extend(assigned);
     // A withdrawal that overtook the classification ends the case as soon as it opens.
-    let early: Option<String> = sqlx::query_scalar(
-        "DELETE FROM early_withdrawals WHERE complaint_id = $1 RETURNING reason",
-    )
-    .bind(complaint_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(reason) = early {
+    if let Some(reason) = store::take_early_withdrawal(conn, complaint_id).await? {
         case.state = State::Withdrawn;
-        changes.push(withdrawn_change(&reason));
+        changes.push(rules::withdrawn(reason));
     }
     store::commit(conn, &shared.clocks, &mut case, &actor, changes).await?;
     Ok(Some(case))
 }
 
-fn fill_created(change: &mut Change, case: &CaseRecord) {
-    if let Payload::CaseCreated(p) = &mut change.payload {
-        p.queue = case.snapshot.queue.clone();
-        p.partner = case.snapshot.partner.clone();
-        p.tags = case.snapshot.tags.clone();
-    }
-}
-
-pub fn withdrawn_change(reason: &str) -> Change {
-    Change::new(
-        "withdrawn",
-        Payload::CaseWithdrawn(CaseWithdrawn {
-            header: None,
-            reason: reason.to_owned(),
-        }),
-    )
-    .clock(Clock::Withdrawn)
-}
-
 async fn reclassify(
     conn: &mut PgConnection,
     shared: &Shared,
-    r: &redress_proto::events::v1::ComplaintReclassified,
+    r: &ComplaintReclassified,
     actor: &Actor,
 ) -> Result<(), CaseError> {
     let id = complaint_id(&r.complaint_id)?;
@@ -273,29 +245,26 @@ async fn reclassify(
     s.product = classification.product.clone();
     s.needs_classification_review = false;
     case.severity = Severity::try_from(classification.severity).unwrap_or(case.severity);
-    let mut changes = vec![Change::new(
-        "reclassified",
-        Payload::CaseReclassified(CaseReclassified {
-            header: None,
-            category_code: case.snapshot.category_code.clone(),
-            cause_code: case.snapshot.cause_code.clone(),
-            product: case.snapshot.product.clone(),
-        }),
-    )];
+    let mut changes = vec![Change::new(CaseReclassified {
+        header: None,
+        category_code: case.snapshot.category_code.clone(),
+        cause_code: case.snapshot.cause_code.clone(),
+        product: case.snapshot.product.clone(),
+    })];
     // A case still with the triage desk is routed now; one already routed stays where it is
     // (首问负责制: no passing between departments on a reclassification alone).
     if case.state == State::Registered {
         let category = case.snapshot.category_code.clone();
         let cause = case.snapshot.cause_code.clone();
         let product = case.snapshot.product.clone();
-        let regulator_ref = case.snapshot.regulator_ref.clone();
+        let complaint = case.snapshot.complaint.clone().unwrap_or_default();
         let subject = Subject {
             category: &category,
             cause: &cause,
             product: &product,
             severity: case.severity,
-            channel: case.snapshot.channel(),
-            regulator_ref: &regulator_ref,
+            channel: Channel::try_from(complaint.channel).unwrap_or_default(),
+            regulator_ref: &complaint.regulator_ref,
             needs_review: false,
         };
         if let Some(destination) = shared.routing.route(&subject) {
@@ -317,24 +286,6 @@ async fn reclassify(
     Ok(())
 }
 
-async fn link(
-    conn: &mut PgConnection,
-    d: &redress_proto::events::v1::DuplicateSuspected,
-) -> Result<(), CaseError> {
-    let id = complaint_id(&d.complaint_id)?;
-    let earlier = complaint_id(&d.earlier_complaint_id)?;
-    sqlx::query(
-        "INSERT INTO duplicate_links (complaint_id, earlier_complaint_id, similarity) VALUES ($1, $2, $3) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(id)
-    .bind(earlier)
-    .bind(if d.similarity.is_finite() { d.similarity } else { 0.0 })
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// Ends the complaint's case (the procedure ends on receipt of the withdrawal).
 pub async fn withdraw(
     conn: &mut PgConnection,
@@ -345,27 +296,12 @@ pub async fn withdraw(
 ) -> Result<(), CaseError> {
     let id = complaint_id(complaint)?;
     let Some(mut case) = store::load_by_complaint(conn, id).await? else {
-        sqlx::query(
-            "INSERT INTO early_withdrawals (complaint_id, reason, received_at) VALUES ($1, $2, now()) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(reason)
-        .execute(conn)
-        .await?;
-        return Ok(());
+        return store::keep_early_withdrawal(conn, id, reason).await;
     };
     if case.state.is_terminal() {
         return Ok(());
     }
-    case.state = State::Withdrawn;
-    store::commit(
-        conn,
-        &shared.clocks,
-        &mut case,
-        actor,
-        vec![withdrawn_change(reason)],
-    )
-    .await?;
+    let change = rules::withdraw(&mut case, reason.to_owned())?;
+    store::commit(conn, &shared.clocks, &mut case, actor, vec![change]).await?;
     Ok(())
 }

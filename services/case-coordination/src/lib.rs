@@ -5,8 +5,8 @@
 //! the deadline the configured regulatory regime sets, reviewed when the consumer disputes the
 //! decision, followed up for satisfaction, and closed.
 //!
-//! - **Consumes** (stream `COMPLAINT_EVENTS`, one durable consumer each, with an inbox)
-//!   `redress.complaint.v1.classified` (opens the case), `…reclassified`,
+//! - **Consumes** (stream `COMPLAINT_EVENTS`, one durable consumer in stream order, with an
+//!   inbox) `redress.complaint.v1.classified` (opens the case), `…reclassified`,
 //!   `…duplicate_suspected` (links cases a specialist may merge) and `…withdrawn`.
 //! - **Publishes** (stream `CASE_EVENTS`, through the outbox, in the transaction of the change)
 //!   `redress.case.v1.<department>.<event>` — `triage` before routing — for created, assigned,
@@ -22,16 +22,16 @@
 //!   RecordNewFacts, RecordDecision, RequestReview, RecordSatisfaction, Escalate, Merge,
 //!   Withdraw, Close, DeclareConflict.
 //! - **Rules as data**: `rules/routing-v1.toml` and `rules/roster-v1.toml` here; deadlines and
-//!   calendars in `services/regime` (`REDRESS_REGIME`, default `cn-nfra`).
+//!   calendars in `crates/regime` (`REDRESS_REGIME`, default `cn-nfra`).
 //!
 //! ```text
-//! domain     — the state machine: which action from which state, and the errors
+//! domain     — the case, its state machine, and the rule of each change (no database)
 //! routing    — routing rules and roster files
 //! deadlines  — clock history ⇄ redress-regime, timers that follow from the deadlines
-//! store      — load/lock a case, commit changes with their events, read cases
-//! handlers   — the complaint-event consumers
-//! timers     — firing due deadline timers exactly once across replicas
-//! api        — gRPC
+//! store      — all SQL: load/lock a case, commit changes with their events, read cases
+//! handlers   — the complaint events
+//! timers     — deadline timers as due work (runtime::jobs), fired once across replicas
+//! api        — gRPC, one module per concern
 //! ```
 
 pub mod api;
@@ -43,12 +43,15 @@ pub mod routing;
 pub mod store;
 pub mod timers;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use redress_proto::cases::v1::case_service_server::CaseServiceServer;
-use redress_runtime::{
-    ConsumerSpec, Running, Service, bus, serve::GrpcSurface, service::StartError,
+use redress_proto::{
+    cases::v1::case_service_server::CaseServiceServer,
+    events::v1::{
+        ComplaintClassified, ComplaintReclassified, ComplaintWithdrawn, DuplicateSuspected,
+    },
 };
+use redress_runtime::{Consumer, Running, Service, StartError, jobs::Queue};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -57,85 +60,63 @@ pub const SERVICE: &str = "case-coordination";
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Start(#[from] StartError),
-    #[error("REDRESS_REGIME: {0}")]
-    Regime(#[from] redress_regime::LoadError),
-    #[error(transparent)]
-    Rules(#[from] routing::RulesError),
-    #[error("cannot load the handler roster: {0}")]
-    Roster(#[from] domain::CaseError),
-}
-
 /// Starts case coordination and returns once it is serving; cancel `shutdown` to stop it.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running, Error> {
-    let clocks = deadlines::Clocks::new(&config.cases.regime)?;
-    let routing = match &config.cases.routing {
-        Some(path) => routing::Routing::from_path(path)?,
-        None => routing::Routing::shipped()?,
-    };
-    let roster = match &config.cases.roster {
-        Some(path) => routing::roster_from_path(path)?,
-        None => routing::roster("rules/roster-v1.toml", routing::ROSTER_V1)?,
-    };
-    let mut service = Service::start(
-        SERVICE,
-        "cases",
-        config.runtime.clone(),
-        &MIGRATIONS,
-        shutdown.clone(),
-    )
-    .await?;
-    service
-        .bus
-        .ensure_streams(&[bus::COMPLAINT_EVENTS, bus::CASE_EVENTS, bus::DLQ])
-        .await
-        .map_err(StartError::from)?;
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
+    let cases = &config.cases;
+    let clocks = deadlines::Clocks::new(&cases.regime)
+        .map_err(|e| StartError::config("REDRESS_REGIME", e))?;
+    let routing = match &cases.routing {
+        Some(path) => routing::Routing::from_path(path),
+        None => routing::Routing::shipped(),
+    }
+    .map_err(|e| StartError::config("REDRESS_CASES_ROUTING", e))?;
+    let roster = match &cases.roster {
+        Some(path) => routing::roster_from_path(path),
+        None => routing::roster("rules/roster-v1.toml", routing::ROSTER_V1),
+    }
+    .map_err(|e| StartError::config("REDRESS_CASES_ROSTER", e))?;
+    let mut service =
+        Service::start(SERVICE, "cases", config.runtime, &MIGRATIONS, shutdown).await?;
     {
         let mut conn = service
             .db
             .pool()
             .acquire()
             .await
-            .map_err(domain::CaseError::from)?;
+            .map_err(|e| StartError::config("roster", e))?;
         for entry in &roster {
-            store::add_handler(&mut conn, &entry.department, &entry.id, entry.senior).await?;
+            store::add_handler(&mut conn, &entry.department, &entry.id, entry.senior)
+                .await
+                .map_err(|e| StartError::config("REDRESS_CASES_ROSTER", e))?;
         }
     }
-
     let shared = Arc::new(store::Shared {
         db: service.db.clone(),
         clocks: Arc::new(clocks),
         routing: Arc::new(routing),
     });
-    for kind in handlers::Kind::ALL {
-        service.spawn_consumer(
-            ConsumerSpec {
-                service: SERVICE.into(),
-                durable: format!("case-coordination-{}", kind.event().replace('_', "-")),
-                stream: bus::COMPLAINT_EVENTS,
-                filter_subject: format!("redress.complaint.v1.{}", kind.event()),
-                inbox: true,
-                settle: Duration::ZERO,
-                tuning: config.runtime.consumer.clone(),
-            },
-            Arc::new(handlers::Complaints {
+    let complaints = handlers::Complaints {
+        shared: shared.clone(),
+    };
+    service.consume(
+        Consumer::durable("case-coordination")
+            .on::<ComplaintClassified>(complaints.clone())
+            .on::<ComplaintReclassified>(complaints.clone())
+            .on::<DuplicateSuspected>(complaints.clone())
+            .on::<ComplaintWithdrawn>(complaints),
+    )?;
+    service.run_jobs(
+        Queue::new(
+            store::TIMERS,
+            timers::Deadlines {
                 shared: shared.clone(),
-                kind,
-            }),
-        );
-    }
-    service.spawn(timers::run(
-        shared.clone(),
-        config.cases.timer_poll,
-        shutdown.clone(),
-    ));
-
-    let api = api::Api { shared };
-    let interceptor = service.auth.interceptor();
-    let mut surface = GrpcSurface::new().map_err(StartError::from)?;
-    surface.add(CaseServiceServer::with_interceptor(api, interceptor));
-    Ok(service.serve(surface).await?)
+            },
+        )
+        .poll(cases.timer_poll),
+    );
+    let api = api::Api {
+        shared,
+        pager: service.pager(),
+    };
+    service.serve(CaseServiceServer::new(api)).await
 }

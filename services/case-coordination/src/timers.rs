@@ -1,144 +1,94 @@
-//! Deadline timers: every replica polls for due timers; each timer is claimed with
-//! `FOR UPDATE SKIP LOCKED` (together with its case's row, so a concurrent change to the case
-//! either waits for the firing or makes the firing skip it), and the event it causes, the
-//! timeline entry and `fired_at` commit in one transaction. So a timer fires exactly once,
-//! with any number of replicas and across crashes: an uncommitted firing leaves it unfired.
+//! Deadline timers: due work in the runtime's job queue (`deadline`), scheduled by
+//! `store::commit` from the derived deadlines. Each fires once across replicas and crashes:
+//! its `deadline_warning` or `deadline_breached` event, the timeline entry and the job's
+//! completion commit together. A timer whose case is locked by a change waits a moment
+//! instead of waiting on the lock — the change reschedules the case's timers, and a timer
+//! holding its job while waiting for the case would deadlock with it.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use redress_proto::events::v1::{CaseDeadlineBreached, CaseDeadlineWarning, event::Payload};
+use redress_proto::events::v1::{CaseDeadlineBreached, CaseDeadlineWarning};
 use redress_runtime::{
-    OutboxMessage,
+    NewEvent, OutboxMessage,
     event::{new_event, service_actor, timestamp},
+    jobs::{Job, JobError, JobHandler, Outcome},
     outbox,
 };
-use tokio_util::sync::CancellationToken;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
     SERVICE,
-    domain::CaseError,
-    store::{self, Shared},
+    store::{self, Claim, Shared},
 };
 
-/// Fires due timers until `shutdown`, checking every `poll` (sooner when one is due sooner).
-pub async fn run(shared: Arc<Shared>, poll: Duration, shutdown: CancellationToken) {
-    loop {
-        let wait = match fire_due(&shared, 100).await {
-            Ok(fired) if fired > 0 => Duration::ZERO,
-            Ok(_) => next_wait(&shared, poll).await,
-            Err(error) => {
-                tracing::warn!(%error, "firing deadline timers failed; retrying");
-                poll
+/// What a timer job carries (see `store::rebuild_timers`).
+#[derive(Debug, serde::Deserialize)]
+struct Timer {
+    case_id: Uuid,
+    kind: String,
+    deadline: String,
+    fraction: f64,
+    due_at: DateTime<Utc>,
+}
+
+/// Fires deadline timers.
+pub struct Deadlines {
+    pub shared: Arc<Shared>,
+}
+
+impl JobHandler for Deadlines {
+    async fn run(&self, conn: &mut PgConnection, job: &Job) -> Result<Outcome, JobError> {
+        let timer: Timer = serde_json::from_value(job.payload.clone())
+            .map_err(|e| JobError::Permanent(format!("not a deadline timer: {e}")))?;
+        let case = match store::try_lock(conn, timer.case_id).await.map_err(error)? {
+            Claim::Locked(case) => case,
+            Claim::Busy => {
+                return Ok(Outcome::Later(
+                    Utc::now() + chrono::Duration::milliseconds(200),
+                ));
             }
+            Claim::Missing => return Ok(Outcome::Done),
         };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-async fn next_wait(shared: &Shared, poll: Duration) -> Duration {
-    let next: Result<Option<DateTime<Utc>>, _> =
-        sqlx::query_scalar("SELECT min(fire_at) FROM timers WHERE fired_at IS NULL")
-            .fetch_one(shared.db.pool())
-            .await;
-    match next {
-        Ok(Some(at)) => (at - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .min(poll),
-        _ => poll,
-    }
-}
-
-type Due = (i64, Uuid, String, String, f64, DateTime<Utc>);
-
-/// Fires up to `batch` due timers in one transaction; returns how many fired.
-pub async fn fire_due(shared: &Shared, batch: i64) -> Result<usize, CaseError> {
-    let mut tx = shared.db.pool().begin().await?;
-    let due: Vec<Due> = sqlx::query_as(
-        "SELECT t.id, t.case_id, t.kind, t.deadline, t.fraction, t.due_at \
-         FROM timers t JOIN cases c ON c.id = t.case_id \
-         WHERE t.fired_at IS NULL AND t.fire_at <= now() \
-         ORDER BY t.fire_at, t.id LIMIT $1 \
-         FOR UPDATE OF t, c SKIP LOCKED",
-    )
-    .bind(batch)
-    .fetch_all(&mut *tx)
-    .await?;
-    let actor = service_actor(SERVICE);
-    for (id, case_id, kind, deadline, fraction, due_at) in &due {
-        let Some(case) = store::load(&mut tx, *case_id, false).await? else {
-            continue;
-        };
-        let header = Some(store::header(&case));
-        let (event_name, payload) = if kind == "breach" {
-            sqlx::query(
-                "UPDATE cases SET breached_at = coalesce(breached_at, now()) WHERE id = $1",
-            )
-            .bind(case_id)
-            .execute(&mut *tx)
-            .await?;
+        let header = Some(case.header());
+        let due_at = Some(timestamp(timer.due_at));
+        let actor = service_actor(SERVICE);
+        // A timer changes nothing a caller could be stale about: it keeps the case's version.
+        let (name, event): (&str, NewEvent) = if timer.kind == "breach" {
+            store::mark_breached(conn, case.id).await.map_err(error)?;
+            let payload = CaseDeadlineBreached {
+                header,
+                deadline: timer.deadline,
+                due_at,
+            };
             (
                 "deadline_breached",
-                Payload::CaseDeadlineBreached(CaseDeadlineBreached {
-                    header,
-                    deadline: deadline.clone(),
-                    due_at: Some(timestamp(*due_at)),
-                }),
+                new_event(SERVICE, case.id.to_string(), case.version, actor, payload),
             )
         } else {
+            let payload = CaseDeadlineWarning {
+                header,
+                fraction: timer.fraction,
+                deadline: timer.deadline,
+                due_at,
+            };
             (
                 "deadline_warning",
-                Payload::CaseDeadlineWarning(CaseDeadlineWarning {
-                    header,
-                    fraction: *fraction,
-                    deadline: deadline.clone(),
-                    due_at: Some(timestamp(*due_at)),
-                }),
+                new_event(SERVICE, case.id.to_string(), case.version, actor, payload),
             )
         };
-        // A timer changes nothing a caller could be stale about: it keeps the case's version.
-        let event = new_event(
-            SERVICE,
-            case_id.to_string(),
-            case.version,
-            actor.clone(),
-            payload,
-        );
-        store::record_event(
-            &mut tx,
-            *case_id,
-            case.version,
-            event_name,
-            Utc::now(),
-            None,
-            &event,
-        )
-        .await?;
-        outbox::enqueue(
-            &mut tx,
-            &[OutboxMessage::event(
-                store::subject(&case.department, event_name),
-                &event,
-            )],
-        )
-        .await?;
-        sqlx::query("UPDATE timers SET fired_at = now() WHERE id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        store::record_event(conn, case.id, case.version, name, Utc::now(), None, &event)
+            .await
+            .map_err(error)?;
+        outbox::enqueue(conn, &[OutboxMessage::event(&event)]).await?;
+        Ok(Outcome::Done)
     }
-    tx.commit().await?;
-    if !due.is_empty() {
-        metrics_fired(due.len());
-    }
-    Ok(due.len())
 }
 
-fn metrics_fired(n: usize) {
-    tracing::debug!(fired = n, "deadline timers fired");
+fn error(error: crate::domain::CaseError) -> JobError {
+    match error {
+        crate::domain::CaseError::Database(e) => JobError::Database(e),
+        other => JobError::Retry(other.to_string()),
+    }
 }

@@ -128,7 +128,7 @@ async fn pauses_new_facts_and_extensions_recompute_the_deadline_and_its_timers()
         let pool = pool.clone();
         async move {
             sqlx::query_scalar::<_, chrono::DateTime<Utc>>(
-                "SELECT due_at FROM cases.timers WHERE case_id = $1::uuid AND kind = 'breach' AND fired_at IS NULL",
+                "SELECT due_at FROM timers WHERE case_id = $1::uuid AND kind = 'breach' AND fired_at IS NULL",
             )
             .bind(case_id)
             .fetch_all(&pool)

@@ -96,7 +96,7 @@ async fn a_classified_complaint_opens_one_case_routed_to_its_department() {
         .await
         .unwrap_or_default()
         .into_iter()
-        .filter(|c| c.complaint_id == complaint.id)
+        .filter(|c| complaint_of(c).complaint_id == complaint.id)
         .map(|c| c.id)
         .collect();
     assert_eq!(cases_for_complaint.len(), 1);
@@ -533,11 +533,7 @@ async fn a_case_is_worked_decided_followed_up_reviewed_and_closed() {
         "case_satisfaction_recorded",
         "case_closed",
     ];
-    let timeline: Vec<&str> = full
-        .timeline
-        .iter()
-        .map(redress_runtime::event::event_type)
-        .collect();
+    let timeline: Vec<&str> = full.timeline.iter().map(event_type).collect();
     assert_eq!(timeline, expected);
     let events = eventually("every event on the bus", WAIT, || async {
         let events = case_events(&classifier.bus).await;
@@ -876,7 +872,7 @@ async fn duplicates_link_merges_close_into_the_survivor_withdrawals_end_at_once(
     classifier.withdrawn(&early.id).await;
     let pool = pool(&env).await;
     eventually("the early withdrawal recorded", WAIT, || async {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM cases.early_withdrawals")
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM early_withdrawals")
             .fetch_one(&pool)
             .await
             .ok()?;

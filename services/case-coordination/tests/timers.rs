@@ -39,13 +39,12 @@ fn overdue(n: usize) -> Vec<Complaint> {
 async fn assert_each_fired_once(env: &TestEnv, classifier: &Classifier, cases: usize) {
     let pool = pool(env).await;
     eventually("every timer fired and published", WAIT, || async {
-        let unfired: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM cases.timers WHERE fired_at IS NULL")
-                .fetch_one(&pool)
-                .await
-                .ok()?;
+        let unfired: i64 = sqlx::query_scalar("SELECT count(*) FROM timers WHERE fired_at IS NULL")
+            .fetch_one(&pool)
+            .await
+            .ok()?;
         let pending: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM cases.outbox WHERE published_at IS NULL")
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
                 .fetch_one(&pool)
                 .await
                 .ok()?;
@@ -61,11 +60,10 @@ async fn assert_each_fired_once(env: &TestEnv, classifier: &Classifier, cases: u
         "two warnings and one breach per case, no more"
     );
     assert_eq!(distinct.len(), events.len(), "none twice");
-    let fired: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM cases.timers WHERE fired_at IS NOT NULL")
-            .fetch_one(&pool)
-            .await
-            .unwrap_or(-1);
+    let fired: i64 = sqlx::query_scalar("SELECT count(*) FROM timers WHERE fired_at IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(-1);
     assert_eq!(fired, (cases * 3) as i64);
 }
 

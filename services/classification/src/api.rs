@@ -1,19 +1,23 @@
-//! gRPC `redress.classification.v1.ClassificationService`.
+//! gRPC `redress.classification.v1.ClassificationService`. Roles are an explicit list per
+//! RPC; every request field is checked into INVALID_ARGUMENT naming the field.
 
 use std::sync::Arc;
 
 use redress_proto::{
+    Violations,
     classification::v1::{
         ClassifyRequest, ComplaintClassification, GetClassificationRequest, GetTaxonomyRequest,
         ListReviewQueueRequest, ListReviewQueueResponse, ReclassifyRequest, Taxonomy,
         TaxonomyEntry, classification_service_server::ClassificationService,
     },
-    common::v1::Severity,
-    events::v1::{Classification, ComplaintReclassified, Reason, TaxonomyLabel, event::Payload},
+    common::v1::{Channel, Severity},
+    events::v1::{Classification, ComplaintReclassified, Reason, TaxonomyLabel},
+    vocab::{self, TextKind, code},
 };
-use redress_runtime::{Database, OutboxMessage, Principal, event::new_event, require};
+use redress_runtime::{
+    Database, OutboxMessage, Principal, Role, ServiceId, event::new_event, grpc, paging::Pager,
+};
 use tonic::{Request, Response, Status};
-use uuid::Uuid;
 
 use crate::{
     SERVICE,
@@ -21,19 +25,38 @@ use crate::{
     store::{self, StoreError},
 };
 
-const STAFF: &[&str] = &[
-    "specialist",
-    "compliance",
-    "analyst",
-    "product",
-    "educator",
-    "admin",
-    "handler",
+/// Who may read classifications, try the classifier and read the taxonomy.
+const READERS: &[Role] = &[
+    Role::Specialist,
+    Role::Compliance,
+    Role::Analyst,
+    Role::Product,
+    Role::Educator,
+    Role::Admin,
+    Role::Handler,
+    Role::Service(ServiceId::CaseCoordination),
+    Role::Service(ServiceId::Analytics),
 ];
+/// Who may try the classifier: readers, and every channel's system (a channel may show the
+/// consumer a category before submitting).
+fn classifiers() -> Vec<Role> {
+    READERS
+        .iter()
+        .copied()
+        .chain(Channel::ALL.map(Role::Channel))
+        .collect()
+}
+
+/// Who works the review queue.
+const REVIEWERS: &[Role] = &[Role::Specialist, Role::Compliance, Role::Admin];
+/// Longest text accepted for a dry run (the contract's description limit).
+const TEXT_CHARS: usize = 20_000;
+const NOTE_CHARS: usize = 2_000;
 
 pub struct Api {
     pub engine: Arc<Engine>,
     pub db: Database,
+    pub pager: Pager,
 }
 
 #[tonic::async_trait]
@@ -42,20 +65,53 @@ impl ClassificationService for Api {
         &self,
         request: Request<ClassifyRequest>,
     ) -> Result<Response<Classification>, Status> {
-        may_read(&request)?;
+        Principal::of(&request)?.require(&classifiers())?;
         let r = request.into_inner();
-        if r.text.trim().is_empty() {
-            return Err(Status::invalid_argument("text: required"));
+        let mut v = Violations::default();
+        let text = v.check(grpc::text(
+            "text",
+            &r.text,
+            TEXT_CHARS,
+            TextKind::Prose,
+            true,
+        ));
+        let title = v.check(grpc::text("title", &r.title, 200, TextKind::Line, false));
+        let product = v.check(grpc::text(
+            "product",
+            &r.product,
+            128,
+            TextKind::Line,
+            false,
+        ));
+        let language = v.check(grpc::text(
+            "language",
+            &r.language,
+            35,
+            TextKind::Line,
+            false,
+        ));
+        if !r.channel.is_empty() {
+            v.check(Channel::parse_token("channel", &r.channel));
         }
-        if r.text.chars().count() > 20_000 {
-            return Err(Status::invalid_argument("text: at most 20,000 characters"));
+        if let Some(amount) = &r.amount_in_dispute
+            && let Err(found) = amount.check("amountInDispute")
+        {
+            v.0.extend(found.0);
+        }
+        let (Some(text), Some(title), Some(product), Some(language)) =
+            (text, title, product, language)
+        else {
+            return Err(grpc::invalid(v));
+        };
+        if !v.is_empty() {
+            return Err(grpc::invalid(v));
         }
         let input = redress_classifier::ComplaintInput {
-            text: r.text,
-            title: Some(r.title).filter(|t| !t.is_empty()),
-            product: Some(r.product).filter(|p| !p.is_empty()),
+            text,
+            title: Some(title).filter(|t| !t.is_empty()),
+            product: Some(product).filter(|p| !p.is_empty()),
             channel: r.channel,
-            language_hint: Some(r.language).filter(|l| !l.is_empty()),
+            language_hint: Some(language).filter(|l| !l.is_empty()),
             amount: r.amount_in_dispute.as_ref().and_then(minor_units),
             vulnerable: redress_classifier::VulnerableFlags {
                 elderly: r.elderly,
@@ -76,11 +132,11 @@ impl ClassificationService for Api {
         &self,
         request: Request<GetClassificationRequest>,
     ) -> Result<Response<ComplaintClassification>, Status> {
-        may_read(&request)?;
-        let id = complaint_id(&request.get_ref().complaint_id)?;
+        Principal::of(&request)?.require(READERS)?;
+        let id = grpc::id("complaintId", &request.get_ref().complaint_id)?;
         store::get(self.db.pool(), id)
             .await
-            .map_err(internal)?
+            .map_err(status)?
             .map(Response::new)
             .ok_or_else(|| Status::not_found(format!("complaint {id} has not been classified")))
     }
@@ -89,20 +145,19 @@ impl ClassificationService for Api {
         &self,
         request: Request<ListReviewQueueRequest>,
     ) -> Result<Response<ListReviewQueueResponse>, Status> {
-        require(&request, &["specialist", "compliance", "admin"])?;
+        Principal::of(&request)?.require(REVIEWERS)?;
         let page = request.into_inner().page.unwrap_or_default();
-        let (items, next_page_token) =
-            store::review_queue(self.db.pool(), page.page_size, &page.page_token)
-                .await
-                .map_err(|e| match e {
-                    StoreError::PageToken => {
-                        Status::invalid_argument("page.pageToken: not a token this service issued")
-                    }
-                    other => internal(other),
-                })?;
+        let page = store::review_queue(
+            self.db.pool(),
+            &self.pager,
+            page.page_size,
+            &page.page_token,
+        )
+        .await
+        .map_err(status)?;
         Ok(Response::new(ListReviewQueueResponse {
-            items,
-            next_page_token,
+            items: page.items,
+            next_page_token: page.next_page_token,
         }))
     }
 
@@ -110,55 +165,52 @@ impl ClassificationService for Api {
         &self,
         request: Request<ReclassifyRequest>,
     ) -> Result<Response<ComplaintClassification>, Status> {
-        let (principal, role) = require(&request, &["specialist"])?;
+        let principal = Principal::of(&request)?.clone();
+        let role = principal.require(&[Role::Specialist])?;
         let r = request.into_inner();
-        let id = complaint_id(&r.complaint_id)?;
-        if r.note.trim().is_empty() {
-            return Err(Status::invalid_argument(
-                "note: required — say why, it is kept with the labelled example",
-            ));
-        }
-        let actor = principal.actor(&role);
-        let mut tx = self
-            .db
-            .pool()
-            .begin()
-            .await
-            .map_err(|e| internal(e.into()))?;
+        let mut v = Violations::default();
+        let id = v.check(vocab::parse_id("complaintId", &r.complaint_id));
+        let note = v.check(grpc::text(
+            "note",
+            &r.note,
+            NOTE_CHARS,
+            TextKind::Prose,
+            true,
+        ));
+        let (Some(id), Some(note)) = (id, note) else {
+            return Err(grpc::invalid(v));
+        };
+        let actor = principal.actor(role);
+        let database = |e: sqlx::Error| grpc::database("reclassifying", &e);
+        let mut tx = self.db.pool().begin().await.map_err(database)?;
         let current = store::current_for_update(&mut tx, id)
             .await
-            .map_err(|e| internal(e.into()))?
+            .map_err(status)?
             .ok_or_else(|| Status::not_found(format!("complaint {id} has not been classified")))?;
-        let next = self.overridden(&current.classification, &r)?;
-        let version = store::reclassify(&mut tx, &current, &next, &actor, r.note.trim())
+        let next = self.overridden(&current.classification, &r, &note)?;
+        let version = store::reclassify(&mut tx, &current, &next, &actor, &note)
             .await
-            .map_err(|e| internal(e.into()))?;
+            .map_err(database)?;
         let event = new_event(
             SERVICE,
             id.to_string(),
-            version as u64,
+            u64::try_from(version).unwrap_or_default(),
             actor,
-            Payload::ComplaintReclassified(ComplaintReclassified {
+            ComplaintReclassified {
                 complaint_id: id.to_string(),
                 reference: current.complaint.reference.clone(),
                 previous: Some(current.classification.clone()),
                 classification: Some(next),
-                note: r.note.trim().to_owned(),
-            }),
+                note,
+            },
         );
-        redress_runtime::outbox::enqueue(
-            &mut tx,
-            &[OutboxMessage::event(
-                "redress.complaint.v1.reclassified",
-                &event,
-            )],
-        )
-        .await
-        .map_err(|e| internal(e.into()))?;
-        tx.commit().await.map_err(|e| internal(e.into()))?;
+        redress_runtime::outbox::enqueue(&mut tx, &[OutboxMessage::event(&event)])
+            .await
+            .map_err(database)?;
+        tx.commit().await.map_err(database)?;
         store::get(self.db.pool(), id)
             .await
-            .map_err(internal)?
+            .map_err(status)?
             .map(Response::new)
             .ok_or_else(|| Status::internal("the reclassified complaint vanished"))
     }
@@ -167,7 +219,7 @@ impl ClassificationService for Api {
         &self,
         request: Request<GetTaxonomyRequest>,
     ) -> Result<Response<Taxonomy>, Status> {
-        may_read(&request)?;
+        Principal::of(&request)?.require(READERS)?;
         let t = self.engine.taxonomy();
         let entries = |list: &[redress_classifier::taxonomy::Entry]| {
             list.iter()
@@ -194,6 +246,7 @@ impl Api {
         &self,
         current: &Classification,
         r: &ReclassifyRequest,
+        note: &str,
     ) -> Result<Classification, Status> {
         use redress_classifier::taxonomy::Dimension;
         let taxonomy = self.engine.taxonomy();
@@ -206,9 +259,13 @@ impl Api {
                 return Ok(old.clone());
             }
             let entry = taxonomy.entry(dimension, code.trim()).ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "{field}: `{code}` is not in taxonomy {}",
-                    taxonomy.version()
+                grpc::invalid(Violations::one(
+                    field,
+                    code::UNKNOWN_VALUE,
+                    format!(
+                        "not a code of taxonomy {} (GetTaxonomy lists them)",
+                        taxonomy.version()
+                    ),
                 ))
             })?;
             Ok(Some(TaxonomyLabel {
@@ -219,7 +276,7 @@ impl Api {
                 decided_by: "specialist".into(),
                 reasons: vec![Reason {
                     code: "specialist".into(),
-                    detail: r.note.trim().to_owned(),
+                    detail: note.to_owned(),
                     evidence: String::new(),
                 }],
             }))
@@ -238,14 +295,15 @@ impl Api {
                 next.severity = severity as i32;
                 next.severity_reasons.push(Reason {
                     code: "specialist".into(),
-                    detail: r.note.trim().to_owned(),
+                    detail: note.to_owned(),
                     evidence: String::new(),
                 });
             }
             Err(_) => {
-                return Err(Status::invalid_argument(format!(
-                    "severity: unknown value {}",
-                    r.severity
+                return Err(grpc::invalid(Violations::one(
+                    "severity",
+                    code::UNKNOWN_VALUE,
+                    "not a Severity (SEVERITY_LOW … SEVERITY_CRITICAL)",
                 )));
             }
         }
@@ -255,23 +313,13 @@ impl Api {
     }
 }
 
-fn may_read<T>(request: &Request<T>) -> Result<(), Status> {
-    let principal = request
-        .extensions()
-        .get::<Principal>()
-        .ok_or_else(|| Status::unauthenticated("no authenticated caller"))?;
-    if principal.roles.iter().any(|r| r.starts_with("service:")) {
-        return Ok(());
+fn status(error: StoreError) -> Status {
+    match error {
+        StoreError::Database(e) => grpc::database("classification store", &e),
+        StoreError::PageToken(e) => e.into(),
+        StoreError::Corrupt(_) => {
+            tracing::error!(%error, "classification store");
+            Status::internal("classification could not complete the call; it has been logged")
+        }
     }
-    require(request, STAFF).map(|_| ())
-}
-
-fn complaint_id(text: &str) -> Result<Uuid, Status> {
-    Uuid::parse_str(text.trim())
-        .map_err(|_| Status::invalid_argument("complaintId: not a complaint id"))
-}
-
-fn internal(error: StoreError) -> Status {
-    tracing::error!(%error, "classification store");
-    Status::internal("classification could not complete the call; it has been logged")
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
-use redress_runtime::RuntimeConfig;
+use redress_runtime::{RuntimeConfig, ServiceConfig};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -15,16 +15,34 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     #[command(flatten)]
     pub classification: ClassificationConfig,
+    /// Without a command, the service runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl ServiceConfig for Config {
+    fn runtime(&self) -> &RuntimeConfig {
+        &self.runtime
+    }
+}
+
+/// Operations on classification's own schema, run by its own binary.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Write the specialists' labelled examples as CSV (text, category, cause, language) for
+    /// `redress classification train`, then exit.
+    ExportExamples {
+        /// Where to write the CSV.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ClassificationConfig {
     /// Below this confidence a complaint waits in the review queue for a specialist.
-    #[arg(
-        long,
-        env = "REDRESS_CLASSIFICATION_REVIEW_THRESHOLD",
-        default_value_t = 0.7
-    )]
+    #[arg(long, env = "REDRESS_CLASSIFICATION_REVIEW_THRESHOLD", default_value_t = 0.7,
+          value_parser = fraction)]
     pub review_threshold: f32,
 
     /// A Chinese text model trained by `redress classification train` (none ships: the
@@ -40,10 +58,13 @@ pub struct ClassificationConfig {
 
 impl Default for ClassificationConfig {
     fn default() -> Self {
-        Self {
-            review_threshold: 0.7,
-            zh_model: None,
-            en_model: None,
-        }
+        redress_runtime::config::defaults_of()
+    }
+}
+
+fn fraction(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{text}` is not a number between 0 and 1")),
     }
 }

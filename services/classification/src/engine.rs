@@ -5,7 +5,7 @@
 use redress_classifier as engine;
 use redress_proto::{
     common::v1::{Channel, Severity},
-    events::v1::{self as events, ComplaintReceived},
+    events::v1::{self as events, ComplaintSummary},
 };
 
 use crate::config::ClassificationConfig;
@@ -43,8 +43,8 @@ impl Engine {
     }
 }
 
-/// What the engine needs from a `received` event (its text is already redacted).
-pub fn input_of(received: &ComplaintReceived) -> engine::ComplaintInput {
+/// What the engine needs from a registered complaint (its text is already redacted).
+pub fn input_of(received: &ComplaintSummary) -> engine::ComplaintInput {
     let vulnerability = received.vulnerability.unwrap_or_default();
     let mut other = Vec::new();
     for (flag, name) in [
@@ -61,7 +61,10 @@ pub fn input_of(received: &ComplaintReceived) -> engine::ComplaintInput {
         text: format!("{}\n{}", received.description, received.desired_resolution),
         title: Some(received.title.clone()).filter(|t| !t.is_empty()),
         product: Some(received.product.clone()).filter(|p| !p.is_empty()),
-        channel: channel_token(received.channel),
+        channel: Channel::try_from(received.channel)
+            .map(Channel::token)
+            .unwrap_or_default()
+            .to_owned(),
         language_hint: Some(received.locale.clone()).filter(|l| !l.is_empty()),
         amount: received.amount_in_dispute.as_ref().and_then(minor_units),
         vulnerable: engine::VulnerableFlags {
@@ -73,24 +76,10 @@ pub fn input_of(received: &ComplaintReceived) -> engine::ComplaintInput {
     }
 }
 
-pub fn channel_token(channel: i32) -> String {
-    Channel::try_from(channel)
-        .map(|c| {
-            c.as_str_name()
-                .trim_start_matches("CHANNEL_")
-                .to_lowercase()
-        })
-        .unwrap_or_default()
-}
-
-/// Minor units (cents, fen) of an amount; `None` when it does not fit.
+/// Minor units (cents, fen) of an amount; `None` when it does not fit or has no currency.
 pub fn minor_units(money: &redress_proto::common::v1::Money) -> Option<engine::Amount> {
-    let minor = money
-        .units
-        .checked_mul(100)?
-        .checked_add(i64::from(money.nanos / 10_000_000))?;
     Some(engine::Amount {
-        minor,
+        minor: money.minor_units()?,
         currency: money.currency_code.clone(),
     })
 }
@@ -181,7 +170,7 @@ mod tests {
         let Ok(engine) = engine else {
             panic!("engine: {:?}", engine.err())
         };
-        let received = ComplaintReceived {
+        let received = ComplaintSummary {
             description: "A debt collector keeps calling my workplace about a debt I do not owe and threatened to sue me.".into(),
             channel: Channel::Web as i32,
             ..Default::default()

@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
-use redress_proto::events::v1::{ComplaintClassified, event::Payload};
+use redress_proto::events::v1::{ComplaintClassified, ComplaintReceived};
 use redress_runtime::{
-    Delivery, HandleError, Handler, OutboxMessage,
+    EventHandler, HandleError, Incoming, OutboxMessage,
     event::{new_event, service_actor},
 };
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::{
     SERVICE,
@@ -23,56 +24,38 @@ pub struct Received {
     pub engine: Arc<Engine>,
 }
 
-impl Handler for Received {
+impl EventHandler<ComplaintReceived> for Received {
     async fn handle(
         &self,
         conn: &mut PgConnection,
-        delivery: &Delivery,
+        event: Incoming<ComplaintReceived>,
     ) -> Result<(), HandleError> {
-        let event = delivery.event()?;
-        let Some(Payload::ComplaintReceived(received)) = event.payload else {
-            return Ok(());
+        let Some(complaint) = event.payload.complaint else {
+            return Err(HandleError::Permanent(
+                "a received event with no complaint".into(),
+            ));
         };
-        let input = input_of(&received);
+        let id = Uuid::parse_str(&complaint.complaint_id)
+            .map_err(|_| HandleError::Permanent("complaintId is not an id".into()))?;
+        let input = input_of(&complaint);
         let classification = self.engine.classify(&input);
         let needs_review = classification.needs_review;
-        let complaint = ComplaintClassified {
-            complaint_id: received.complaint_id.clone(),
-            reference: received.reference.clone(),
-            classification: Some(classification),
-            channel: received.channel,
-            kind: received.kind,
-            received_at: received.received_at,
-            consumer_ref: received.consumer_ref.clone(),
-            regulator_ref: received.regulator_ref.clone(),
-            title: received.title.clone(),
-            description: received.description.clone(),
-            amount_in_dispute: received.amount_in_dispute.clone(),
-            vulnerability: received.vulnerability,
-            preferred_contact: received.preferred_contact.clone(),
-            language: received.language.clone(),
-            recent_complaints: received.recent_complaints,
-        };
         let actor = service_actor(SERVICE);
-        if !store::insert(conn, &complaint, &input.text, &actor).await? {
+        if !store::insert(conn, id, &complaint, &classification, &input.text, &actor).await? {
             return Ok(());
         }
-        let event = new_event(
+        let classified = new_event(
             SERVICE,
-            &received.complaint_id,
+            id.to_string(),
             1,
             actor,
-            Payload::ComplaintClassified(complaint),
+            ComplaintClassified {
+                complaint: Some(complaint),
+                classification: Some(classification),
+            },
         );
-        redress_runtime::outbox::enqueue(
-            conn,
-            &[OutboxMessage::event(
-                "redress.complaint.v1.classified",
-                &event,
-            )],
-        )
-        .await?;
-        tracing::info!(complaint_id = %received.complaint_id, needs_review, "complaint classified");
+        redress_runtime::outbox::enqueue(conn, &[OutboxMessage::event(&classified)]).await?;
+        tracing::info!(complaint_id = %id, needs_review, "complaint classified");
         Ok(())
     }
 }

@@ -22,10 +22,11 @@ pub mod store;
 
 use std::sync::Arc;
 
-use redress_proto::classification::v1::classification_service_server::ClassificationServiceServer;
-use redress_runtime::{
-    ConsumerSpec, Running, Service, bus, serve::GrpcSurface, service::StartError,
+use redress_proto::{
+    classification::v1::classification_service_server::ClassificationServiceServer,
+    events::v1::ComplaintReceived,
 };
+use redress_runtime::{Consumer, Exit, Running, Service, StartError};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -34,52 +35,39 @@ pub const SERVICE: &str = "classification";
 
 pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Start(#[from] StartError),
-    #[error("classifier data: {0}")]
-    Engine(#[from] redress_classifier::Error),
+/// The binary's entry: the service, or one of its commands.
+pub async fn main(config: Config, shutdown: CancellationToken) -> Result<Exit, StartError> {
+    match config.command {
+        None => run(config, shutdown).await.map(Exit::Serving),
+        Some(config::Command::ExportExamples { ref out }) => {
+            let out = out.clone();
+            let service =
+                Service::start(SERVICE, SERVICE, config.runtime, &MIGRATIONS, shutdown).await?;
+            let written = store::export_examples(service.db.pool(), &out)
+                .await
+                .map_err(|e| StartError::config("--out", e))?;
+            println!("wrote {written} labelled examples to {}", out.display());
+            Ok(Exit::Done)
+        }
+    }
 }
 
 /// Starts classification and returns once it is serving; cancel `shutdown` to stop it.
-pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running, Error> {
-    let engine = Arc::new(engine::Engine::load(&config.classification)?);
-    let mut service = Service::start(
-        SERVICE,
-        SERVICE,
-        config.runtime.clone(),
-        &MIGRATIONS,
-        shutdown,
-    )
-    .await?;
-    service
-        .bus
-        .ensure_streams(&[bus::COMPLAINT_EVENTS, bus::DLQ])
-        .await
-        .map_err(StartError::from)?;
-    service.spawn_consumer(
-        ConsumerSpec {
-            service: SERVICE.into(),
-            durable: "classification-received".into(),
-            stream: bus::COMPLAINT_EVENTS,
-            filter_subject: "redress.complaint.v1.received".into(),
-            inbox: true,
-            settle: std::time::Duration::ZERO,
-            tuning: config.runtime.consumer.clone(),
-        },
-        Arc::new(handlers::Received {
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
+    let engine = engine::Engine::load(&config.classification)
+        .map(Arc::new)
+        .map_err(|e| StartError::config("classifier data", e))?;
+    let mut service =
+        Service::start(SERVICE, SERVICE, config.runtime, &MIGRATIONS, shutdown).await?;
+    service.consume(
+        Consumer::durable("classification-received").on::<ComplaintReceived>(handlers::Received {
             engine: engine.clone(),
         }),
-    );
+    )?;
     let api = api::Api {
         engine,
         db: service.db.clone(),
+        pager: service.pager(),
     };
-    let mut surface = GrpcSurface::new().map_err(StartError::from)?;
-    surface.add(ClassificationServiceServer::with_interceptor(
-        api,
-        service.auth.interceptor(),
-    ));
-    Ok(service.serve(surface).await?)
+    service.serve(ClassificationServiceServer::new(api)).await
 }

@@ -1,14 +1,9 @@
-//! `redress-classification`: the classification service on its own.
+//! `redress-classification`: the classification service on its own (`export-examples` writes
+//! the specialists' labelled examples).
 
-use tokio_util::sync::CancellationToken;
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config: redress_classification::Config = redress_runtime::config::parse();
-    let _telemetry = redress_runtime::telemetry::init("classification", config.runtime.log_format);
-    let shutdown = CancellationToken::new();
-    redress_runtime::shutdown::cancel_on_signal(shutdown.clone());
-    let running = redress_classification::run(config, shutdown).await?;
-    running.stopped().await?;
-    Ok(())
+fn main() -> std::process::ExitCode {
+    redress_runtime::main(
+        redress_classification::SERVICE,
+        redress_classification::main,
+    )
 }

@@ -6,9 +6,9 @@ use prost::Message as _;
 use redress_proto::{
     classification::v1::{ComplaintClassification, HistoryEntry},
     common::v1::Actor,
-    events::v1::{Classification, ComplaintClassified},
+    events::v1::{Classification, ComplaintSummary},
 };
-use redress_runtime::paging;
+use redress_runtime::paging::{self, Page, Pager};
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
@@ -16,24 +16,22 @@ use uuid::Uuid;
 pub enum StoreError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("page token is not one this service issued")]
-    PageToken,
+    #[error(transparent)]
+    PageToken(#[from] paging::BadPageToken),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
 }
 
 /// Records the first classification of a complaint; false when it was already classified
 /// (a redelivered `received`).
 pub async fn insert(
     conn: &mut PgConnection,
-    complaint: &ComplaintClassified,
+    id: Uuid,
+    complaint: &ComplaintSummary,
+    c: &Classification,
     text: &str,
     actor: &Actor,
 ) -> Result<bool, sqlx::Error> {
-    let Ok(id) = Uuid::parse_str(&complaint.complaint_id) else {
-        return Ok(false);
-    };
-    let c = complaint.classification.clone().unwrap_or_default();
-    let mut rest = complaint.clone();
-    rest.classification = None;
     let inserted = sqlx::query(
         "INSERT INTO classifications (complaint_id, reference, text, language, current, category_code, \
            cause_code, severity, confidence, review_status, version, classified_at, complaint) \
@@ -49,13 +47,13 @@ pub async fn insert(
     .bind(c.severity)
     .bind(c.confidence as f32)
     .bind(if c.needs_review { "pending" } else { "not_needed" })
-    .bind(rest.encode_to_vec())
+    .bind(complaint.encode_to_vec())
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {
         return Ok(false);
     }
-    history(conn, id, 1, &c, actor, "").await?;
+    history(conn, id, 1, c, actor, "").await?;
     Ok(true)
 }
 
@@ -87,7 +85,7 @@ pub struct Current {
     pub id: Uuid,
     pub version: i32,
     pub classification: Classification,
-    pub complaint: ComplaintClassified,
+    pub complaint: ComplaintSummary,
     pub text: String,
     pub language: String,
 }
@@ -95,7 +93,7 @@ pub struct Current {
 pub async fn current_for_update(
     conn: &mut PgConnection,
     id: Uuid,
-) -> Result<Option<Current>, sqlx::Error> {
+) -> Result<Option<Current>, StoreError> {
     #[derive(sqlx::FromRow)]
     struct Row {
         version: i32,
@@ -111,14 +109,21 @@ pub async fn current_for_update(
     .bind(id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|r| Current {
-        id,
-        version: r.version,
-        classification: Classification::decode(r.current.as_slice()).unwrap_or_default(),
-        complaint: ComplaintClassified::decode(r.complaint.as_slice()).unwrap_or_default(),
-        text: r.text,
-        language: r.language,
-    }))
+    let corrupt =
+        |what: &str, e: prost::DecodeError| StoreError::Corrupt(format!("{id}: {what}: {e}"));
+    row.map(|r| {
+        Ok(Current {
+            id,
+            version: r.version,
+            classification: Classification::decode(r.current.as_slice())
+                .map_err(|e| corrupt("classification", e))?,
+            complaint: ComplaintSummary::decode(r.complaint.as_slice())
+                .map_err(|e| corrupt("complaint", e))?,
+            text: r.text,
+            language: r.language,
+        })
+    })
+    .transpose()
 }
 
 /// A specialist's override: the new current classification, its history entry and the
@@ -227,11 +232,12 @@ fn item(row: &PgRow) -> Result<ComplaintClassification, StoreError> {
 /// Pending reviews, oldest first.
 pub async fn review_queue(
     pool: &PgPool,
+    pager: &Pager,
     page_size: u32,
     page_token: &str,
-) -> Result<(Vec<ComplaintClassification>, String), StoreError> {
+) -> Result<Page<ComplaintClassification>, StoreError> {
     let size = paging::page_size(page_size);
-    let cursor = paging::decode(page_token).map_err(|_| StoreError::PageToken)?;
+    let cursor = pager.decode(page_token)?;
     let rows = sqlx::query(
         "SELECT complaint_id, reference, current, review_status, text, classified_at FROM classifications \
          WHERE review_status = 'pending' \
@@ -243,21 +249,32 @@ pub async fn review_queue(
     .bind(size + 1)
     .fetch_all(pool)
     .await?;
-    let more = rows.len() as i64 > size;
-    let items = rows
-        .iter()
-        .take(size as usize)
-        .map(item)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = match (more, rows.get(size as usize - 1)) {
-        (true, Some(last)) => {
-            let at: DateTime<Utc> = last.try_get("classified_at")?;
-            let id: Uuid = last.try_get("complaint_id")?;
-            paging::encode(at, id)
+    let mut keyed = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let at: DateTime<Utc> = row.try_get("classified_at")?;
+        let id: Uuid = row.try_get("complaint_id")?;
+        keyed.push(((at, id), item(row)?));
+    }
+    Ok(pager.page(keyed, size, |(key, _)| *key, |(_, item)| item))
+}
+
+/// Writes the specialists' labelled examples as CSV (`text,category,cause,language`, the
+/// columns `redress classification train` reads); returns how many.
+pub async fn export_examples(pool: &PgPool, out: &std::path::Path) -> Result<usize, String> {
+    let rows = examples(pool)
+        .await
+        .map_err(|e| format!("reading the examples: {e}"))?;
+    let write = || -> Result<(), csv::Error> {
+        let mut writer = csv::Writer::from_path(out)?;
+        writer.write_record(["text", "category", "cause", "language"])?;
+        for (text, category, cause, language) in &rows {
+            writer.write_record([text, category, cause, language])?;
         }
-        _ => String::new(),
+        writer.flush()?;
+        Ok(())
     };
-    Ok((items, next))
+    write().map_err(|e| format!("writing {}: {e}", out.display()))?;
+    Ok(rows.len())
 }
 
 /// Specialists' labelled examples as CSV rows (text, category, cause, language).

@@ -12,7 +12,7 @@ use redress_proto::{
         ReclassifyRequest, classification_service_client::ClassificationServiceClient,
     },
     common::v1::{Channel, Severity},
-    events::v1::{ComplaintReceived, Event, event::Payload},
+    events::v1::{ComplaintReceived, ComplaintSummary, Event, event::Payload},
 };
 use redress_runtime::{
     Bus,
@@ -37,6 +37,7 @@ async fn start(env: &TestEnv, threshold: f32) -> Running {
             review_threshold: threshold,
             ..Default::default()
         },
+        command: None,
     };
     match redress_classification::run(config, shutdown.clone()).await {
         Ok(running) => Running { running, shutdown },
@@ -50,15 +51,18 @@ fn received(id: &str, text: &str, channel: Channel) -> Event {
         id,
         1,
         service_actor("intake"),
-        Payload::ComplaintReceived(ComplaintReceived {
-            complaint_id: id.into(),
-            reference: format!("RD-20261124-{}", &id[id.len() - 6..]),
-            channel: channel as i32,
-            description: text.into(),
-            consumer_ref: "cr_test".into(),
-            ..Default::default()
-        }),
+        ComplaintReceived {
+            complaint: Some(ComplaintSummary {
+                complaint_id: id.into(),
+                reference: format!("RD-20261124-{}", &id[id.len() - 6..]),
+                channel: channel as i32,
+                description: text.into(),
+                consumer_ref: "cr_test".into(),
+                ..Default::default()
+            }),
+        },
     )
+    .into_event()
 }
 
 async fn publish(bus: &Bus, event: &Event, msg_id: &str) {
@@ -112,7 +116,8 @@ async fn received_complaints_are_classified_once_with_reasons() {
     let Some(Payload::ComplaintClassified(c)) = classified[0].payload.clone() else {
         panic!("payload")
     };
-    assert_eq!(c.complaint_id, id);
+    let complaint_id = c.complaint.as_ref().map(|c| c.complaint_id.as_str());
+    assert_eq!(complaint_id, Some(id.as_str()));
     let label = c.classification.clone().unwrap_or_default();
     assert!(
         label
@@ -280,9 +285,9 @@ async fn low_confidence_waits_for_a_specialist_whose_override_is_published() {
         .list_review_queue(authed(ListReviewQueueRequest::default(), &["specialist"]))
         .await;
     assert_eq!(queue.map(|q| q.into_inner().items.len()).ok(), Some(0));
-    let pool = sqlx::PgPool::connect(&env.database_url).await.ok();
+    let pool = Some(env.pool("classification").await);
     let examples: i64 = match &pool {
-        Some(p) => sqlx::query_scalar("SELECT count(*) FROM classification.training_examples")
+        Some(p) => sqlx::query_scalar("SELECT count(*) FROM training_examples")
             .fetch_one(p)
             .await
             .unwrap_or(0),

@@ -1,14 +1,5 @@
-//! `redress-intake`: the intake service on its own.
+//! `redress-intake`: the intake service on its own (`rotate-key` re-seals personal data).
 
-use tokio_util::sync::CancellationToken;
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config: redress_intake::Config = redress_runtime::config::parse();
-    let _telemetry = redress_runtime::telemetry::init("intake", config.runtime.log_format);
-    let shutdown = CancellationToken::new();
-    redress_runtime::shutdown::cancel_on_signal(shutdown.clone());
-    let running = redress_intake::run(config, shutdown).await?;
-    running.stopped().await?;
-    Ok(())
+fn main() -> std::process::ExitCode {
+    redress_runtime::main(redress_intake::SERVICE, redress_intake::main)
 }

@@ -8,11 +8,14 @@
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_proto::{
+    Violations,
+    common::v1::Channel,
     events::v1::{
-        AttachmentRef, ComplaintReceived, ComplaintRejected, DuplicateSuspected, FieldViolation,
-        event::Payload,
+        AttachmentRef, ComplaintReceived, ComplaintRejected, ComplaintSummary, DuplicateSuspected,
+        FieldViolation,
     },
     intake::v1::{ComplaintSubmission, SubmissionReceipt},
+    vocab::{TextKind, check_text},
 };
 use redress_runtime::{
     OutboxMessage,
@@ -26,10 +29,10 @@ use crate::{
     SERVICE,
     config::Settings,
     domain::{
-        Registration, Violations, channel,
+        Registration,
         redact::{Known, redact},
         similarity, validate,
-        validate::{code, limits},
+        validate::{Rules, code, limits},
     },
     vault::Vault,
 };
@@ -96,6 +99,8 @@ pub async fn register(
         .map(str::to_owned)
         .or_else(|| decoded.as_ref().ok().map(|s| token_of(s.channel)))
         .unwrap_or_else(|| "unknown".to_owned());
+    // Kept beside rejections and used as a key: only once it is known to be plain text.
+    let channel_token = subject_token(&channel_token);
     let submission = match decoded {
         Ok(submission) => submission,
         Err(violations) => {
@@ -103,13 +108,28 @@ pub async fn register(
         }
     };
     let channel_ref = submission.channel_ref.trim().to_owned();
+    let channel_ref = if check_text(
+        "channelRef",
+        &channel_ref,
+        limits::SHORT_CHARS,
+        TextKind::Line,
+    )
+    .is_ok()
+    {
+        channel_ref
+    } else {
+        String::new()
+    };
 
     if !channel_ref.is_empty()
         && let Some(existing) = find(conn, &channel_token, &channel_ref).await?
     {
         return Ok(existing.outcome(&incoming, &digest));
     }
-    let registration = match validate(submission, incoming.subject_channel, ctx.now) {
+    let rules = Rules {
+        max_backdate: ctx.settings.max_backdate(),
+    };
+    let registration = match validate(submission, incoming.subject_channel, ctx.now, rules) {
         Ok(registration) => registration,
         Err(violations) => {
             return reject(
@@ -143,11 +163,39 @@ fn decode(incoming: &Incoming<'_>) -> Result<ComplaintSubmission, Violations> {
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." { String::new() } else { path };
-            Violations::one(&field, code::UNDECODABLE, e.inner().to_string())
+            Violations::one(&field, code::UNDECODABLE, json_reason(e.inner()))
         })
     } else {
         ComplaintSubmission::decode(incoming.payload)
             .map_err(|e| Violations::one(&protobuf_field(&e), code::UNDECODABLE, e.to_string()))
+    }
+}
+
+/// What was wrong with a JSON value, without the value: serde's messages quote what they
+/// refuse ("invalid type: string \"王小二 138…\", expected …"), and a refused value may be
+/// personal data. Only serde's expectation is kept, which names types, never input.
+fn json_reason(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Syntax | Category::Eof => format!(
+            "not valid JSON (line {}, column {})",
+            error.line(),
+            error.column()
+        ),
+        Category::Io => "could not be read".to_owned(),
+        Category::Data => {
+            let text = error.to_string();
+            let expected = text
+                .split_once(", expected ")
+                .map(|(_, rest)| rest.split(" at line ").next().unwrap_or_default())
+                .filter(|e| !e.contains('"'));
+            match expected {
+                Some(expected) => format!("wrong type or value; expected {expected}"),
+                None if text.starts_with("unknown field") => "not a field of the contract".into(),
+                None if text.starts_with("missing field") => "a required field is missing".into(),
+                None => "wrong type or value".into(),
+            }
+        }
     }
 }
 
@@ -182,8 +230,8 @@ fn camel_case(snake: &str) -> String {
 }
 
 fn token_of(channel: i32) -> String {
-    redress_proto::common::v1::Channel::try_from(channel)
-        .map(channel::token)
+    Channel::try_from(channel)
+        .map(Channel::token)
         .unwrap_or("unknown")
         .to_owned()
 }
@@ -282,16 +330,15 @@ async fn reject(
         format!("{channel}:{channel_ref}"),
         1,
         service_actor(SERVICE),
-        Payload::ComplaintRejected(ComplaintRejected {
-            channel: channel::from_token(channel)
+        ComplaintRejected {
+            channel: Channel::from_token(channel)
                 .map(|c| c as i32)
                 .unwrap_or_default(),
             channel_ref: channel_ref.to_owned(),
             violations: violations.0.clone(),
-        }),
+        },
     );
-    let subject = format!("redress.intake.v1.rejected.{}", subject_token(channel));
-    redress_runtime::outbox::enqueue(conn, &[OutboxMessage::event(subject, &event)]).await?;
+    redress_runtime::outbox::enqueue(conn, &[OutboxMessage::event(&event)]).await?;
     let fields: Vec<String> = violations
         .0
         .iter()
@@ -325,12 +372,7 @@ async fn insert(
 ) -> Result<Outcome, sqlx::Error> {
     let id = Uuid::now_v7();
     let reference = next_reference(ctx).await?;
-    let known = Known {
-        name: &r.contact.name,
-        phone: &r.contact.phone,
-        email: &r.contact.email,
-        id_number: &r.contact.id_number,
-    };
+    let known = Known::of(&r.contact);
     let description = redact(&r.description, &known);
     let title = redact(&r.title, &known);
     let desired_resolution = redact(&r.desired_resolution, &known);
@@ -413,7 +455,7 @@ async fn insert(
         registered_at: Some(timestamp(ctx.now)),
         duplicate: false,
     };
-    let received = ComplaintReceived {
+    let summary = ComplaintSummary {
         complaint_id: id.to_string(),
         reference,
         channel: r.channel as i32,
@@ -436,34 +478,31 @@ async fn insert(
         locale: r.locale.clone(),
         recent_complaints: earlier.len() as u32,
     };
-    let mut events = vec![OutboxMessage::event(
-        "redress.complaint.v1.received",
-        &new_event(
-            SERVICE,
-            id.to_string(),
-            1,
-            service_actor(SERVICE),
-            Payload::ComplaintReceived(received),
-        ),
-    )];
+    let received = new_event(
+        SERVICE,
+        id.to_string(),
+        1,
+        service_actor(SERVICE),
+        ComplaintReceived {
+            complaint: Some(summary),
+        },
+    );
+    let mut events = vec![OutboxMessage::event(&received)];
     if let Some(suspect) = closest(&description, &earlier, ctx.settings.similarity_threshold) {
         let event = new_event(
             SERVICE,
             id.to_string(),
             2,
             service_actor(SERVICE),
-            Payload::DuplicateSuspected(DuplicateSuspected {
+            DuplicateSuspected {
                 complaint_id: id.to_string(),
                 earlier_complaint_id: suspect.0.to_string(),
                 earlier_reference: suspect.1,
                 similarity: suspect.2,
                 method: similarity::METHOD.to_owned(),
-            }),
+            },
         );
-        events.push(OutboxMessage::event(
-            "redress.complaint.v1.duplicate_suspected",
-            &event,
-        ));
+        events.push(OutboxMessage::event(&event));
     }
     redress_runtime::outbox::enqueue(conn, &events).await?;
     tracing::info!(complaint_id = %id, reference = %receipt.reference, channel, origin = incoming.origin.as_str(), "complaint registered");

@@ -104,7 +104,8 @@ impl Registrar {
         bus: Bus,
         shutdown: CancellationToken,
     ) -> Result<(), async_nats::SubscribeError> {
-        let subject = bus.subject("redress.intake.v1.submit.*");
+        // `>`, not `*`: a request on `submit.web.extra` is answered too (with a violation).
+        let subject = bus.subject("redress.intake.v1.submit.>");
         let mut requests = bus
             .client()
             .queue_subscribe(subject, "redress-intake".into())
@@ -119,9 +120,7 @@ impl Registrar {
                 continue;
             };
             let contract = bus.contract_subject(message.subject.as_str());
-            let subject_channel = contract
-                .strip_prefix("redress.intake.v1.submit.")
-                .map(str::to_owned);
+            let subject_channel = crate::handlers::subject_channel(contract).map(str::to_owned);
             let json = is_json(message.headers.as_ref());
             let pending = Pending {
                 payload: message.payload,
@@ -175,44 +174,27 @@ async fn run_batches(
     }
 }
 
-async fn register_batch(shared: &Shared, batch: &[Pending]) -> Vec<Result<Outcome, sqlx::Error>> {
-    let ctx = Context {
-        vault: &shared.vault,
-        settings: &shared.settings,
-        now: chrono::Utc::now(),
-        pool: &shared.references,
-    };
-    let together = async {
-        let mut tx = shared.db.pool().begin().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for pending in batch {
-            outcomes.push(
-                register(&mut tx, &ctx, incoming(pending))
-                    .instrument(span(pending))
-                    .await?,
-            );
-        }
-        tx.commit().await?;
-        Ok::<_, sqlx::Error>(outcomes)
-    };
-    if batch.len() > 1
-        && let Ok(outcomes) = together.await
-    {
-        return outcomes.into_iter().map(Ok).collect();
-    }
-    let mut outcomes = Vec::with_capacity(batch.len());
-    for pending in batch {
-        let alone = async {
-            let mut tx = shared.db.pool().begin().await?;
-            let outcome = register(&mut tx, &ctx, incoming(pending))
+async fn register_batch(
+    shared: &Arc<Shared>,
+    batch: &[Pending],
+) -> Vec<Result<Outcome, sqlx::Error>> {
+    let now = chrono::Utc::now();
+    redress_runtime::batch::together_or_alone(shared.db.pool(), batch, |conn, pending| {
+        // Each future owns its handle on the shared state: it may outlive this call's borrows.
+        let shared = shared.clone();
+        Box::pin(async move {
+            let ctx = Context {
+                vault: &shared.vault,
+                settings: &shared.settings,
+                now,
+                pool: &shared.references,
+            };
+            register(conn, &ctx, incoming(pending))
                 .instrument(span(pending))
-                .await?;
-            tx.commit().await?;
-            Ok(outcome)
-        };
-        outcomes.push(alone.await);
-    }
-    outcomes
+                .await
+        })
+    })
+    .await
 }
 
 /// The registration joins the trace the channel started (its `received` event carries it on).

@@ -4,20 +4,19 @@
 use chrono::{DateTime, Utc};
 use redress_proto::{
     common::v1::{Actor, Channel, Money},
-    events::v1::{ContactRead, event::Payload},
-    intake::v1::{Complaint, Contact},
+    events::v1::{ComplaintSummary, ContactRead},
+    intake::v1::{Contact, ContactMethod},
 };
 use redress_runtime::{
     OutboxMessage,
     event::{new_event, timestamp},
-    paging,
+    paging::{self, Page, Pager},
 };
 use sqlx::{PgConnection, PgPool, Row, postgres::PgRow};
 use uuid::Uuid;
 
 use crate::{
     SERVICE,
-    domain::channel,
     register::SealedRecord,
     vault::{Sealed, Vault, VaultError},
 };
@@ -28,16 +27,22 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Vault(#[from] VaultError),
-    #[error("page token is not one this service issued")]
-    PageToken,
+    #[error(transparent)]
+    PageToken(#[from] paging::BadPageToken),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
 }
 
 const COLUMNS: &str = "id, reference, channel, channel_ref, kind, received_at, registered_at, \
-    consumer_ref, vulnerability, product, title, description, desired_resolution, amount_currency, \
-    amount_units, amount_nanos, attachments, regulator_ref, incident_at, locale";
+    consumer_ref, vulnerability, preferred_contact, language, product, title, description, \
+    desired_resolution, amount_currency, amount_units, amount_nanos, attachments, regulator_ref, \
+    incident_at, locale, recent_complaints";
 
 /// By complaint id or reference number.
-pub async fn get(pool: &PgPool, id_or_reference: &str) -> Result<Option<Complaint>, StoreError> {
+pub async fn get(
+    pool: &PgPool,
+    id_or_reference: &str,
+) -> Result<Option<ComplaintSummary>, StoreError> {
     let row = match Uuid::parse_str(id_or_reference) {
         Ok(id) => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -70,12 +75,13 @@ pub struct Filter {
 /// Newest first; `page_token` continues after the last item of the previous page.
 pub async fn list(
     pool: &PgPool,
+    pager: &Pager,
     filter: &Filter,
     page_size: u32,
     page_token: &str,
-) -> Result<(Vec<Complaint>, String), StoreError> {
+) -> Result<Page<ComplaintSummary>, StoreError> {
     let size = paging::page_size(page_size);
-    let cursor = paging::decode(page_token).map_err(|_| StoreError::PageToken)?;
+    let cursor = pager.decode(page_token)?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM complaints \
          WHERE ($1::text IS NULL OR channel = $1) \
@@ -85,7 +91,7 @@ pub async fn list(
            AND ($5::timestamptz IS NULL OR (received_at, id) < ($5, $6)) \
          ORDER BY received_at DESC, id DESC LIMIT $7"
     )))
-    .bind(filter.channel.map(channel::token))
+    .bind(filter.channel.map(Channel::token))
     .bind(filter.consumer_ref.as_deref())
     .bind(filter.received_after)
     .bind(filter.received_before)
@@ -94,39 +100,41 @@ pub async fn list(
     .bind(size + 1)
     .fetch_all(pool)
     .await?;
-    let more = rows.len() as i64 > size;
-    let complaints = rows
-        .iter()
-        .take(size as usize)
-        .map(complaint)
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = match (more, rows.get(size as usize - 1)) {
-        (true, Some(last)) => paging::encode(last.try_get("received_at")?, last.try_get("id")?),
-        _ => String::new(),
-    };
-    Ok((complaints, next))
+    let complaints = rows.iter().map(complaint).collect::<Result<Vec<_>, _>>()?;
+    let page = pager.page(
+        complaints,
+        size,
+        |c| {
+            (
+                c.received_at
+                    .as_ref()
+                    .and_then(redress_runtime::event::from_timestamp)
+                    .unwrap_or_default(),
+                Uuid::parse_str(&c.complaint_id).unwrap_or_default(),
+            )
+        },
+        |c| c,
+    );
+    Ok(page)
 }
 
-fn complaint(row: &PgRow) -> Result<Complaint, StoreError> {
+fn complaint(row: &PgRow) -> Result<ComplaintSummary, StoreError> {
     let currency: Option<String> = row.try_get("amount_currency")?;
-    let amount = currency.map(|currency_code| Money {
-        currency_code,
-        units: row
-            .try_get::<Option<i64>, _>("amount_units")
-            .ok()
-            .flatten()
-            .unwrap_or(0),
-        nanos: row
-            .try_get::<Option<i32>, _>("amount_nanos")
-            .ok()
-            .flatten()
-            .unwrap_or(0),
-    });
+    let amount = match currency {
+        Some(currency_code) => Some(Money {
+            currency_code,
+            units: row.try_get::<Option<i64>, _>("amount_units")?.unwrap_or(0),
+            nanos: row.try_get::<Option<i32>, _>("amount_nanos")?.unwrap_or(0),
+        }),
+        None => None,
+    };
     let channel: String = row.try_get("channel")?;
-    Ok(Complaint {
+    let preferred: i32 = row.try_get("preferred_contact")?;
+    let recent: i32 = row.try_get("recent_complaints")?;
+    Ok(ComplaintSummary {
         complaint_id: row.try_get::<Uuid, _>("id")?.to_string(),
         reference: row.try_get("reference")?,
-        channel: channel::from_token(&channel)
+        channel: Channel::from_token(&channel)
             .map(|c| c as i32)
             .unwrap_or_default(),
         channel_ref: row.try_get("channel_ref")?,
@@ -135,6 +143,11 @@ fn complaint(row: &PgRow) -> Result<Complaint, StoreError> {
         registered_at: Some(timestamp(row.try_get("registered_at")?)),
         consumer_ref: row.try_get("consumer_ref")?,
         vulnerability: serde_json::from_value(row.try_get("vulnerability")?).ok(),
+        preferred_contact: ContactMethod::try_from(preferred)
+            .unwrap_or_default()
+            .as_str_name()
+            .to_owned(),
+        language: row.try_get("language")?,
         product: row.try_get("product")?,
         title: row.try_get("title")?,
         description: row.try_get("description")?,
@@ -146,6 +159,7 @@ fn complaint(row: &PgRow) -> Result<Complaint, StoreError> {
             .try_get::<Option<DateTime<Utc>>, _>("incident_at")?
             .map(timestamp),
         locale: row.try_get("locale")?,
+        recent_complaints: u32::try_from(recent).unwrap_or(0),
     })
 }
 
@@ -169,7 +183,9 @@ pub async fn read_contact(
         return Ok(None);
     };
     let opened = vault.open(&Sealed { key_id, bytes }, &complaint_id.to_string())?;
-    let record: SealedRecord = serde_json::from_slice(&opened).unwrap_or_default();
+    let record: SealedRecord = serde_json::from_slice(&opened).map_err(|e| {
+        StoreError::Corrupt(format!("complaint {complaint_id}: sealed record: {e}"))
+    })?;
     audit_read(&mut tx, complaint_id, &reader, purpose).await?;
     tx.commit().await?;
     let c = record.contact;
@@ -206,20 +222,13 @@ async fn audit_read(
         complaint_id.to_string(),
         0,
         reader.clone(),
-        Payload::ContactRead(ContactRead {
+        ContactRead {
             complaint_id: complaint_id.to_string(),
             reader: Some(reader.clone()),
             purpose: purpose.to_owned(),
-        }),
+        },
     );
-    redress_runtime::outbox::enqueue(
-        conn,
-        &[OutboxMessage::event(
-            "redress.complaint.v1.contact_read",
-            &event,
-        )],
-    )
-    .await
+    redress_runtime::outbox::enqueue(conn, &[OutboxMessage::event(&event)]).await
 }
 
 /// Re-seals every value not under the active key, in batches; returns how many changed.

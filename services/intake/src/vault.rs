@@ -143,6 +143,7 @@ impl Vault {
 }
 
 /// A development key ring (never for production): used by `redress dev` and tests.
+#[cfg(any(test, feature = "dev"))]
 pub mod dev {
     pub const KEYS: &str = "dev1:ZGV2ZWxvcG1lbnQta2V5LW5ldmVyLWluLXByb2R1Y3Q=";
     pub const ACTIVE: &str = "dev1";

@@ -103,7 +103,7 @@ async fn sigkill_in_the_middle_of_a_burst_loses_and_duplicates_nothing() {
         channel.publish(&s).await;
         if n == N / 3 {
             eventually("some registrations before the kill", WAIT, || async {
-                (count(&pool, "SELECT count(*) FROM intake.complaints").await > 0).then_some(())
+                (count(&pool, "SELECT count(*) FROM complaints").await > 0).then_some(())
             })
             .await;
             kill(&mut intake).await;
@@ -111,7 +111,7 @@ async fn sigkill_in_the_middle_of_a_burst_loses_and_duplicates_nothing() {
         }
     }
     eventually("every submission registered", WAIT, || async {
-        (count(&pool, "SELECT count(*) FROM intake.complaints").await >= N as i64).then_some(())
+        (count(&pool, "SELECT count(*) FROM complaints").await >= N as i64).then_some(())
     })
     .await;
     let received = eventually("a received event for each", WAIT, || async {
@@ -122,15 +122,11 @@ async fn sigkill_in_the_middle_of_a_burst_loses_and_duplicates_nothing() {
     kill(&mut intake).await;
 
     assert_eq!(
-        count(&pool, "SELECT count(*) FROM intake.complaints").await,
+        count(&pool, "SELECT count(*) FROM complaints").await,
         N as i64
     );
     assert_eq!(
-        count(
-            &pool,
-            "SELECT count(DISTINCT channel_ref) FROM intake.complaints"
-        )
-        .await,
+        count(&pool, "SELECT count(DISTINCT channel_ref) FROM complaints").await,
         N as i64
     );
     assert_eq!(received.len(), N, "one received event per registration");
@@ -163,7 +159,7 @@ async fn no_raw_personal_data_leaves_the_sealed_column() {
     channel.publish(&submission("pii-ff")).await;
     let pool = pool(&env).await;
     eventually("6 registrations and their events", WAIT, || async {
-        let registered = count(&pool, "SELECT count(*) FROM intake.complaints").await == 6;
+        let registered = count(&pool, "SELECT count(*) FROM complaints").await == 6;
         (registered && received(&channel.bus).await.len() == 6).then_some(())
     })
     .await;
@@ -233,7 +229,7 @@ async fn no_raw_personal_data_leaves_the_sealed_column() {
         }
     }
     // And the sealed column really is sealed.
-    let sealed: Vec<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM intake.complaints")
+    let sealed: Vec<Vec<u8>> = sqlx::query_scalar("SELECT sealed FROM complaints")
         .fetch_all(&pool)
         .await
         .unwrap_or_default();
@@ -275,14 +271,11 @@ async fn sigterm_finishes_in_flight_work_flushes_the_outbox_and_exits_zero() {
     assert_eq!(status.code(), Some(0), "a graceful stop exits 0");
 
     let pool = pool(&env).await;
-    assert_eq!(
-        count(&pool, "SELECT count(*) FROM intake.complaints").await,
-        20
-    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM complaints").await, 20);
     assert_eq!(
         count(
             &pool,
-            "SELECT count(*) FROM intake.outbox WHERE published_at IS NULL"
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
         )
         .await,
         0,

@@ -124,7 +124,7 @@ async fn fire_and_forget_submissions_are_registered_from_the_stream() {
     }
     let pool = pool(&env).await;
     eventually("20 registrations", WAIT, || async {
-        (count(&pool, "SELECT count(*) FROM intake.complaints").await == 20).then_some(())
+        (count(&pool, "SELECT count(*) FROM complaints").await == 20).then_some(())
     })
     .await;
     eventually("20 received events", WAIT, || async {
@@ -322,10 +322,7 @@ async fn every_invalid_case_names_its_field_and_reason() {
     )
     .await;
     let pool = pool(&env).await;
-    assert_eq!(
-        count(&pool, "SELECT count(*) FROM intake.complaints").await,
-        0
-    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM complaints").await, 0);
     intake.stop().await;
     env.cleanup().await;
 }
@@ -378,10 +375,7 @@ async fn a_thousand_concurrent_submissions_and_a_hundred_resends_register_a_thou
     assert_eq!(references.len(), 1000, "reference numbers are unique");
 
     let pool = pool(&env).await;
-    assert_eq!(
-        count(&pool, "SELECT count(*) FROM intake.complaints").await,
-        1000
-    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM complaints").await, 1000);
     eventually("1000 received events", WAIT, || async {
         (stream_count(&channel.bus, &bus::COMPLAINT_EVENTS).await >= 1000).then_some(())
     })
@@ -405,10 +399,7 @@ async fn a_thousand_concurrent_submissions_and_a_hundred_resends_register_a_thou
     assert_eq!(received.len(), 1000);
     let distinct: HashSet<_> = received.iter().map(|r| r.complaint_id.clone()).collect();
     assert_eq!(distinct.len(), 1000);
-    assert_eq!(
-        count(&pool, "SELECT count(*) FROM intake.complaints").await,
-        1000
-    );
+    assert_eq!(count(&pool, "SELECT count(*) FROM complaints").await, 1000);
     intake.stop().await;
     env.cleanup().await;
 }
@@ -607,6 +598,7 @@ async fn rotating_the_key_reseals_every_record_and_keeps_it_readable() {
     let db = redress_runtime::Database::connect(
         &env.database_url,
         "intake",
+        &env.schema("intake"),
         2,
         &redress_intake::MIGRATIONS,
     )
@@ -620,18 +612,18 @@ async fn rotating_the_key_reseals_every_record_and_keeps_it_readable() {
     assert_eq!(
         count(
             &pool,
-            "SELECT count(*) FROM intake.complaints WHERE key_id = 'dev2'"
+            "SELECT count(*) FROM complaints WHERE key_id = 'dev2'"
         )
         .await,
         5
     );
 
     let mut config = config(&env);
-    config.intake.keys = keys;
-    config.intake.active_key = "dev2".into();
+    config.intake.keys = Some(keys.into());
+    config.intake.active_key = Some("dev2".into());
     let intake = Intake::start_with(config).await;
     let mut client = IntakeServiceClient::new(support::channel(&intake.grpc_url()).await);
-    let id: String = sqlx::query_scalar("SELECT id::text FROM intake.complaints LIMIT 1")
+    let id: String = sqlx::query_scalar("SELECT id::text FROM complaints LIMIT 1")
         .fetch_one(&pool)
         .await
         .unwrap_or_default();

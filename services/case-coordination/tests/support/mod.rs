@@ -14,14 +14,14 @@ use redress_proto::{
     cases::v1::{Case, GetCaseRequest, ListCasesRequest, case_service_client::CaseServiceClient},
     common::v1::{Channel, Severity},
     events::v1::{
-        Classification, ComplaintClassified, ComplaintWithdrawn, DuplicateSuspected, Event,
-        TaxonomyLabel, event::Payload,
+        Classification, ComplaintClassified, ComplaintSummary, ComplaintWithdrawn,
+        DuplicateSuspected, Event, TaxonomyLabel,
     },
 };
 use redress_runtime::{
     Bus, Running,
     bus::{self, headers},
-    event::{event_type, new_event, service_actor, timestamp},
+    event::{new_event, service_actor, timestamp},
     testing::{TestEnv, eventually, token},
 };
 use tokio_util::sync::CancellationToken;
@@ -136,7 +136,9 @@ impl Client {
                 .list(SPECIALIST, ListCasesRequest::default())
                 .await
                 .ok()?;
-            cases.into_iter().find(|c| c.complaint_id == complaint_id)
+            cases
+                .into_iter()
+                .find(|c| complaint_of(c).complaint_id == complaint_id)
         })
         .await
     }
@@ -188,9 +190,18 @@ impl Complaint {
             self.id.clone(),
             2,
             service_actor("classification"),
-            Payload::ComplaintClassified(ComplaintClassified {
-                complaint_id: self.id.clone(),
-                reference: format!("RD-TEST-{}", &self.id[self.id.len() - 6..]),
+            ComplaintClassified {
+                complaint: Some(ComplaintSummary {
+                    complaint_id: self.id.clone(),
+                    reference: format!("RD-TEST-{}", &self.id[self.id.len() - 6..]),
+                    channel: self.channel as i32,
+                    received_at: Some(timestamp(self.received_at)),
+                    consumer_ref: "cref-1".into(),
+                    regulator_ref: self.regulator_ref.into(),
+                    title: "重复收费".into(),
+                    description: "平台收取了未告知的服务费".into(),
+                    ..Default::default()
+                }),
                 classification: Some(Classification {
                     category: Some(label(self.category)),
                     cause: Some(label(self.cause)),
@@ -200,15 +211,9 @@ impl Complaint {
                     needs_review: self.needs_review,
                     ..Default::default()
                 }),
-                channel: self.channel as i32,
-                received_at: Some(timestamp(self.received_at)),
-                consumer_ref: "cref-1".into(),
-                regulator_ref: self.regulator_ref.into(),
-                title: "重复收费".into(),
-                description: "平台收取了未告知的服务费".into(),
-                ..Default::default()
-            }),
+            },
         )
+        .into_event()
     }
 }
 
@@ -250,11 +255,12 @@ impl Classifier {
             complaint_id,
             3,
             service_actor("intake"),
-            Payload::ComplaintWithdrawn(ComplaintWithdrawn {
+            ComplaintWithdrawn {
                 complaint_id: complaint_id.into(),
                 reason: "consumer withdrew by phone".into(),
-            }),
-        );
+            },
+        )
+        .into_event();
         self.publish("withdrawn", &event).await;
     }
 
@@ -264,14 +270,15 @@ impl Classifier {
             complaint_id,
             1,
             service_actor("intake"),
-            Payload::DuplicateSuspected(DuplicateSuspected {
+            DuplicateSuspected {
                 complaint_id: complaint_id.into(),
                 earlier_complaint_id: earlier.into(),
                 similarity: 0.9,
                 method: "test".into(),
                 ..Default::default()
-            }),
-        );
+            },
+        )
+        .into_event();
         self.publish("duplicate_suspected", &event).await;
     }
 }
@@ -297,11 +304,23 @@ pub fn types_of(events: &[(String, Event)], case_id: &str) -> Vec<&'static str> 
         .collect()
 }
 
+/// A pool in the service's schema of the test: table names need no schema.
 pub async fn pool(env: &TestEnv) -> sqlx::PgPool {
-    match sqlx::PgPool::connect(&env.database_url).await {
-        Ok(p) => p,
-        Err(e) => panic!("{e}"),
-    }
+    env.pool("cases").await
+}
+
+/// The `Redress-Event-Type` of an event: its payload's field name.
+pub fn event_type(event: &Event) -> &'static str {
+    event
+        .payload
+        .as_ref()
+        .map(|p| p.event_type())
+        .unwrap_or("unknown")
+}
+
+/// The complaint a case is about.
+pub fn complaint_of(case: &Case) -> ComplaintSummary {
+    case.complaint.clone().unwrap_or_default()
 }
 
 pub fn code(result: Result<Case, tonic::Status>) -> tonic::Code {

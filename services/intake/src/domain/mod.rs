@@ -1,10 +1,8 @@
 //! The intake domain: what a valid submission is, and how personal data is kept out of
 //! everything that leaves this service.
 
-pub mod channel;
-pub mod currency;
 pub mod redact;
 pub mod similarity;
 pub mod validate;
 
-pub use validate::{Registration, Violations, validate};
+pub use validate::{Registration, validate};

@@ -18,6 +18,8 @@ static EMAIL_PATTERN: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
     regex::Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}").ok()
 });
 
+pub const ADDRESS: &str = "[address]";
+
 /// The consumer's own values, masked wherever they appear verbatim.
 #[derive(Debug, Default, Clone)]
 pub struct Known<'a> {
@@ -25,13 +27,28 @@ pub struct Known<'a> {
     pub phone: &'a str,
     pub email: &'a str,
     pub id_number: &'a str,
+    pub address: &'a str,
+}
+
+impl<'a> Known<'a> {
+    pub fn of(contact: &'a super::validate::Contact) -> Self {
+        Self {
+            name: &contact.name,
+            phone: &contact.phone,
+            email: &contact.email,
+            id_number: &contact.id_number,
+            address: &contact.address,
+        }
+    }
 }
 
 /// `text` with personal data masked.
 pub fn redact(text: &str, known: &Known<'_>) -> String {
     let mut text = fold_full_width(text);
     // Verbatim values first: a name is not a pattern.
+    // The address before the name: a name may appear inside an address, not the reverse.
     for (value, mask) in [
+        (known.address, ADDRESS),
         (known.email, EMAIL),
         (known.id_number, ID),
         (known.phone, PHONE),
@@ -225,10 +242,16 @@ mod tests {
             phone: "13812345678",
             email: "z@example.com",
             id_number: "",
+            address: "北京市朝阳区建国路1号张三收",
         };
         assert_eq!(
             redact("我是张三，张三的账户", &known),
             "我是[name]，[name]的账户"
+        );
+        // The address as a whole first, so the name inside it does not split it.
+        assert_eq!(
+            redact("寄到北京市朝阳区建国路1号张三收即可", &known),
+            "寄到[address]即可"
         );
         // A one-character "name" would mask too much and is left alone.
         let short = Known {

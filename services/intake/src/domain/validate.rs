@@ -4,13 +4,17 @@
 
 use chrono::{DateTime, Duration, Utc};
 use redress_proto::{
+    Violations,
     common::v1::{Channel, Money},
-    events::v1::{ComplaintKind, FieldViolation, Vulnerability},
+    events::v1::{ComplaintKind, Vulnerability},
     intake::v1::{Attachment, ComplaintSubmission, ContactMethod},
+    vocab::{TextKind, check_text},
 };
 use redress_runtime::event::from_timestamp;
 
-use super::{channel, currency};
+use super::redact::{Known, redact};
+
+pub use redress_proto::vocab::code;
 
 /// Size limits of the contract (services/intake/README.md).
 pub mod limits {
@@ -27,41 +31,17 @@ pub mod limits {
     pub const CLOCK_SKEW_SECONDS: i64 = 300;
 }
 
-/// Violation codes.
-pub mod code {
-    pub const REQUIRED: &str = "required";
-    pub const TOO_LONG: &str = "too_long";
-    pub const TOO_LARGE: &str = "too_large";
-    pub const INVALID_FORMAT: &str = "invalid_format";
-    pub const CHECKSUM: &str = "checksum";
-    pub const OUT_OF_RANGE: &str = "out_of_range";
-    pub const UNKNOWN_VALUE: &str = "unknown_value";
-    pub const MISMATCH: &str = "mismatch";
-    pub const CONTROL_CHARACTERS: &str = "control_characters";
-    pub const IN_FUTURE: &str = "in_future";
-    pub const UNREACHABLE: &str = "unreachable";
-    pub const UNDECODABLE: &str = "undecodable";
-}
+/// A value that looks like personal data where none may be (identifiers, references, URIs).
+pub const PERSONAL_DATA: &str = "personal_data";
 
-/// Every problem found in one submission.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Violations(pub Vec<FieldViolation>);
+/// The earliest time a complaint can have been received, 2000-01-01T00:00:00Z: no channel of
+/// the platform existed before it, so an earlier `receivedAt` is a mistake (a zeroed date,
+/// 1970), whatever the configured backdating allows.
+const EARLIEST_SECONDS: i64 = 946_684_800;
 
-impl Violations {
-    pub fn one(field: &str, code: &str, message: impl Into<String>) -> Self {
-        let mut v = Self::default();
-        v.add(field, code, message);
-        v
-    }
-
-    fn add(&mut self, field: &str, code: &str, message: impl Into<String>) {
-        self.0.push(FieldViolation {
-            field: field.to_owned(),
-            code: code.to_owned(),
-            message: message.into(),
-        });
-    }
-}
+/// URI schemes an attachment may live under: HTTPS and the object stores in use in China
+/// and elsewhere. Never `file:` or plain `http:`.
+const ATTACHMENT_SCHEMES: &[&str] = &["https", "s3", "oss", "cos", "obs", "gs"];
 
 /// A mainland mobile number or an E.164 number, kept in E.164 form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,12 +154,21 @@ pub struct Registration {
     pub locale: String,
 }
 
-/// Checks every rule of the contract. `subject_channel` is the channel named by the subject
-/// the message came on (None through gRPC).
+/// What registration allows beyond the contract's fixed limits (configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rules {
+    /// How long before registration a complaint may say it was received.
+    pub max_backdate: Duration,
+}
+
+/// Checks every rule of the contract. `subject_channel` is the channel token of the subject
+/// the message came on (None through gRPC). No violation repeats the value it refuses: a
+/// refused value may be personal data, and rejections travel on the bus.
 pub fn validate(
     submission: ComplaintSubmission,
     subject_channel: Option<&str>,
     now: DateTime<Utc>,
+    rules: Rules,
 ) -> Result<Registration, Violations> {
     let mut v = Violations::default();
     let s = submission;
@@ -187,20 +176,26 @@ pub fn validate(
     let channel = Channel::try_from(s.channel)
         .ok()
         .filter(|c| *c != Channel::Unspecified);
+    let valid_channels = Channel::tokens();
     match (channel, subject_channel) {
-        (None, _) => v.add(
+        (_, Some(token)) if Channel::from_token(token).is_none() => v.add(
             "channel",
             code::UNKNOWN_VALUE,
             format!(
-                "channel {} is not one of CHANNEL_APP … CHANNEL_OTHER",
-                s.channel
+                "the subject names no channel: publish on redress.intake.v1.submit.<channel>, \
+                 one of {valid_channels}"
             ),
         ),
-        (Some(c), Some(token)) if channel::token(c) != token => v.add(
+        (None, _) => v.add(
+            "channel",
+            code::UNKNOWN_VALUE,
+            format!("not a channel; the channels are {valid_channels} (CHANNEL_APP …)"),
+        ),
+        (Some(c), Some(token)) if c.token() != token => v.add(
             "channel",
             code::MISMATCH,
             format!(
-                "{} was published on the subject of channel `{token}`",
+                "{} was published on another channel's subject",
                 c.as_str_name()
             ),
         ),
@@ -212,7 +207,7 @@ pub fn validate(
         &s.channel_ref,
         limits::SHORT_CHARS,
         true,
-        false,
+        TextKind::Line,
     );
 
     let received_at = match s.received_at.as_ref() {
@@ -227,6 +222,18 @@ pub fn validate(
                     "receivedAt",
                     code::IN_FUTURE,
                     "a complaint cannot be received in the future",
+                );
+                now
+            }
+            Some(t) if t < now - rules.max_backdate || t.timestamp() < EARLIEST_SECONDS => {
+                v.add(
+                    "receivedAt",
+                    code::TOO_OLD,
+                    format!(
+                        "more than {} days before registration (REDRESS_INTAKE_MAX_BACKDATE): \
+                         give the day the channel received it",
+                        rules.max_backdate.num_days()
+                    ),
                 );
                 now
             }
@@ -259,10 +266,7 @@ pub fn validate(
             v.add(
                 "kind",
                 code::UNKNOWN_VALUE,
-                format!(
-                    "kind {} is not COMPLAINT_KIND_COMPLAINT or COMPLAINT_KIND_INQUIRY",
-                    s.kind
-                ),
+                "not COMPLAINT_KIND_COMPLAINT or COMPLAINT_KIND_INQUIRY",
             );
             ComplaintKind::Complaint
         }
@@ -274,16 +278,23 @@ pub fn validate(
         &s.product,
         limits::SHORT_CHARS,
         false,
-        false,
+        TextKind::Line,
     );
-    text(&mut v, "title", &s.title, limits::TITLE_CHARS, false, false);
+    text(
+        &mut v,
+        "title",
+        &s.title,
+        limits::TITLE_CHARS,
+        false,
+        TextKind::Line,
+    );
     text(
         &mut v,
         "description",
         &s.description,
         limits::DESCRIPTION_CHARS,
         true,
-        true,
+        TextKind::Prose,
     );
     text(
         &mut v,
@@ -291,9 +302,9 @@ pub fn validate(
         &s.desired_resolution,
         limits::RESOLUTION_CHARS,
         false,
-        true,
+        TextKind::Prose,
     );
-    text(&mut v, "locale", &s.locale, 35, false, false);
+    text(&mut v, "locale", &s.locale, 35, false, TextKind::Line);
     if !s.locale.is_empty() && !is_language_tag(&s.locale) {
         v.add(
             "locale",
@@ -307,7 +318,7 @@ pub fn validate(
         &s.regulator_ref,
         limits::SHORT_CHARS,
         false,
-        false,
+        TextKind::Line,
     );
     if channel == Some(Channel::RegulatorReferral) && s.regulator_ref.trim().is_empty() {
         v.add(
@@ -319,10 +330,20 @@ pub fn validate(
 
     let amount = s.amount_in_dispute.clone();
     if let Some(money) = &amount {
-        check_money(&mut v, money);
+        if let Err(found) = money.check("amountInDispute") {
+            v.0.extend(found.0);
+        }
     }
     check_attachments(&mut v, &s.attachments);
     let (contact, preferred_contact, language, vulnerability) = check_consumer(&mut v, &s);
+    // Identifiers travel on every event: none may carry personal data.
+    let known = Known::of(&contact);
+    not_personal(&mut v, "channelRef", &s.channel_ref, &known);
+    not_personal(&mut v, "regulatorRef", &s.regulator_ref, &known);
+    not_personal(&mut v, "product", &s.product, &known);
+    for (i, a) in s.attachments.iter().enumerate() {
+        not_personal(&mut v, &format!("attachments[{i}].uri"), &a.uri, &known);
+    }
 
     if !v.0.is_empty() {
         return Err(v);
@@ -348,57 +369,24 @@ pub fn validate(
     })
 }
 
-/// Length and character checks of one text field. Multi-line fields may hold line breaks
-/// and tabs; no field may hold other control characters.
-fn text(v: &mut Violations, field: &str, value: &str, max: usize, required: bool, multiline: bool) {
+/// Length and character checks of one text field (see [`check_text`]).
+fn text(v: &mut Violations, field: &str, value: &str, max: usize, required: bool, kind: TextKind) {
     if required && value.trim().is_empty() {
-        v.add(field, code::REQUIRED, format!("{field} is required"));
+        v.add(field, code::REQUIRED, "required");
         return;
     }
-    let count = value.chars().count();
-    if count > max {
-        v.add(
-            field,
-            code::TOO_LONG,
-            format!("{count} characters; at most {max}"),
-        );
-    }
-    let allowed = |c: char| multiline && matches!(c, '\n' | '\r' | '\t');
-    if value.chars().any(|c| c.is_control() && !allowed(c)) {
-        v.add(
-            field,
-            code::CONTROL_CHARACTERS,
-            "contains control characters",
-        );
-    }
+    v.check(check_text(field, value, max, kind));
 }
 
-fn check_money(v: &mut Violations, money: &Money) {
-    if !currency::is_iso_4217(&money.currency_code) {
+/// A field that identifies something (a reference, a product, a URI) and that redaction
+/// would change holds personal data: refused, since it travels on every event unmasked.
+fn not_personal(v: &mut Violations, field: &str, value: &str, known: &Known<'_>) {
+    if !value.trim().is_empty() && redact(value, known) != value {
         v.add(
-            "amountInDispute.currencyCode",
-            code::UNKNOWN_VALUE,
-            format!("`{}` is not an ISO 4217 currency code", money.currency_code),
-        );
-    }
-    if money.units < 0 || money.nanos < 0 {
-        v.add(
-            "amountInDispute",
-            code::OUT_OF_RANGE,
-            "an amount in dispute cannot be negative",
-        );
-    }
-    if money.nanos.abs() >= 1_000_000_000 {
-        v.add(
-            "amountInDispute.nanos",
-            code::OUT_OF_RANGE,
-            "nanos must be below 1,000,000,000",
-        );
-    } else if money.nanos % 10_000_000 != 0 {
-        v.add(
-            "amountInDispute.nanos",
-            code::INVALID_FORMAT,
-            "at most 2 decimal places",
+            field,
+            PERSONAL_DATA,
+            "looks like personal data (a phone, e-mail, ID or card number, or the consumer's \
+             name or address); identifiers travel on events and must not hold any",
         );
     }
 }
@@ -413,9 +401,39 @@ fn check_attachments(v: &mut Violations, attachments: &[Attachment]) {
     }
     for (i, a) in attachments.iter().enumerate() {
         let field = |name: &str| format!("attachments[{i}].{name}");
-        text(v, &field("uri"), &a.uri, limits::URI_CHARS, true, false);
-        if !a.uri.is_empty() && !a.uri.contains("://") {
-            v.add(&field("uri"), code::INVALID_FORMAT, "not an absolute URI");
+        text(
+            v,
+            &field("uri"),
+            &a.uri,
+            limits::URI_CHARS,
+            true,
+            TextKind::Line,
+        );
+        let scheme = a
+            .uri
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        let authority = a
+            .uri
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or_default());
+        match scheme {
+            _ if a.uri.is_empty() => {}
+            None => v.add(&field("uri"), code::INVALID_FORMAT, "not an absolute URI"),
+            Some(scheme) if !ATTACHMENT_SCHEMES.contains(&scheme.as_str()) => v.add(
+                &field("uri"),
+                code::INVALID_FORMAT,
+                format!(
+                    "the scheme must be one of {}",
+                    ATTACHMENT_SCHEMES.join(", ")
+                ),
+            ),
+            Some(_) if authority.is_none_or(|a| a.is_empty() || a.contains('@')) => v.add(
+                &field("uri"),
+                code::INVALID_FORMAT,
+                "needs a host and no user name or password",
+            ),
+            Some(_) => {}
         }
         if a.sha256.len() != 64
             || !a
@@ -465,7 +483,7 @@ fn check_consumer(
         &c.name,
         limits::NAME_CHARS,
         false,
-        false,
+        TextKind::Line,
     );
     text(
         v,
@@ -473,7 +491,7 @@ fn check_consumer(
         &c.customer_id,
         limits::SHORT_CHARS,
         false,
-        false,
+        TextKind::Line,
     );
     text(
         v,
@@ -481,9 +499,16 @@ fn check_consumer(
         &c.address,
         limits::ADDRESS_CHARS,
         false,
-        false,
+        TextKind::Line,
     );
-    text(v, "consumer.language", &c.language, 35, false, false);
+    text(
+        v,
+        "consumer.language",
+        &c.language,
+        35,
+        false,
+        TextKind::Line,
+    );
 
     let phone = match c.phone.trim() {
         "" => String::new(),
@@ -543,7 +568,7 @@ fn check_consumer(
         v.add(
             "consumer.preferredContact",
             code::UNKNOWN_VALUE,
-            format!("{} is not a ContactMethod", c.preferred_contact),
+            "not a ContactMethod (CONTACT_METHOD_PHONE …)",
         );
         ContactMethod::Unspecified
     });
@@ -587,6 +612,10 @@ mod tests {
     use super::*;
     use redress_proto::intake::v1::Consumer;
 
+    const RULES: Rules = Rules {
+        max_backdate: Duration::days(30),
+    };
+
     fn valid() -> ComplaintSubmission {
         ComplaintSubmission {
             channel: Channel::Web as i32,
@@ -602,7 +631,7 @@ mod tests {
     }
 
     fn violations(s: ComplaintSubmission) -> Vec<(String, String)> {
-        match validate(s, Some("web"), Utc::now()) {
+        match validate(s, Some("web"), Utc::now(), RULES) {
             Ok(_) => Vec::new(),
             Err(v) => v.0.into_iter().map(|f| (f.field, f.code)).collect(),
         }
@@ -614,7 +643,7 @@ mod tests {
 
     #[test]
     fn a_complete_submission_registers_with_normalised_values() {
-        let r = validate(valid(), Some("web"), Utc::now());
+        let r = validate(valid(), Some("web"), Utc::now(), RULES);
         let Ok(r) = r else { panic!("{r:?}") };
         assert_eq!(r.contact.phone, "+8613812345678");
         assert_eq!(r.kind, ComplaintKind::Complaint);
@@ -751,7 +780,7 @@ mod tests {
 
         let mut referral = valid();
         referral.channel = Channel::RegulatorReferral as i32;
-        let found = match validate(referral, Some("regulator_referral"), Utc::now()) {
+        let found = match validate(referral, Some("regulator_referral"), Utc::now(), RULES) {
             Err(v) => v.0,
             Ok(_) => Vec::new(),
         };

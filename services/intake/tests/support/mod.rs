@@ -31,11 +31,12 @@ pub fn config(env: &TestEnv) -> Config {
     Config {
         runtime: env.runtime_config(),
         intake: IntakeConfig {
-            keys: vault::dev::KEYS.into(),
-            active_key: vault::dev::ACTIVE.into(),
-            pseudonym_key: vault::dev::PSEUDONYM.into(),
+            keys: Some(vault::dev::KEYS.into()),
+            active_key: Some(vault::dev::ACTIVE.into()),
+            pseudonym_key: Some(vault::dev::PSEUDONYM.into()),
             settings: Settings::default(),
         },
+        command: None,
     }
 }
 
@@ -192,11 +193,9 @@ pub fn events(messages: &[async_nats::jetstream::message::StreamMessage]) -> Vec
         .collect()
 }
 
+/// A pool in intake's schema of the test: table names need no schema.
 pub async fn pool(env: &TestEnv) -> sqlx::PgPool {
-    match sqlx::PgPool::connect(&env.database_url).await {
-        Ok(p) => p,
-        Err(e) => panic!("{e}"),
-    }
+    env.pool("intake").await
 }
 
 pub async fn count(pool: &sqlx::PgPool, sql: &'static str) -> i64 {
@@ -210,12 +209,12 @@ pub async fn channel(url: &str) -> tonic::transport::Channel {
     redress_runtime::testing::grpc_channel(url).await
 }
 
-/// The `received` events stored so far.
-pub async fn received(bus: &Bus) -> Vec<redress_proto::events::v1::ComplaintReceived> {
+/// The complaints of the `received` events stored so far.
+pub async fn received(bus: &Bus) -> Vec<redress_proto::events::v1::ComplaintSummary> {
     events(&stored(bus, &redress_runtime::bus::COMPLAINT_EVENTS).await)
         .into_iter()
         .filter_map(|e| match e.payload {
-            Some(redress_proto::events::v1::event::Payload::ComplaintReceived(r)) => Some(r),
+            Some(redress_proto::events::v1::event::Payload::ComplaintReceived(r)) => r.complaint,
             _ => None,
         })
         .collect()

@@ -1,0 +1,171 @@
+//! `redress dev`: the whole suite in one process, each service with its own schema, consumers
+//! and ports, against the NATS and Postgres that `make deps` found or started.
+//!
+//! It reads every variable of the configuration table, as the services do, and overrides only
+//! what one process running them all must: the listen addresses (each service takes the next
+//! port after the configured one, in the order below) and, unless keys are configured, the
+//! development keys. Listeners bind to 127.0.0.1 unless an address is given explicitly: the
+//! development keys are public.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use anyhow::Context;
+use clap::parser::ValueSource;
+use redress_runtime::{Role, Running, RuntimeConfig, auth};
+use tokio_util::sync::CancellationToken;
+
+/// The services in the order they take ports: the configured port, then the next ones.
+pub const SERVICES: [&str; 3] = ["intake", "classification", "case-coordination"];
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(flatten)]
+    pub runtime: RuntimeConfig,
+    #[command(flatten)]
+    pub intake: redress_intake::config::IntakeConfig,
+    #[command(flatten)]
+    pub classification: redress_classification::config::ClassificationConfig,
+    #[command(flatten)]
+    pub cases: redress_case_coordination::config::CasesConfig,
+}
+
+/// Whether the user gave `id` (flag or variable) rather than leaving its default.
+pub type Given = Box<dyn Fn(&str) -> bool>;
+
+pub fn given(matches: &clap::ArgMatches) -> Given {
+    let sources: Vec<(String, bool)> = matches
+        .ids()
+        .map(|id| {
+            let explicit = !matches!(
+                matches.value_source(id.as_str()),
+                Some(ValueSource::DefaultValue) | None
+            );
+            (id.as_str().to_owned(), explicit)
+        })
+        .collect();
+    Box::new(move |id: &str| sources.iter().any(|(i, explicit)| i == id && *explicit))
+}
+
+/// The address of service number `slot`: the configured one's port + `slot`, on loopback
+/// unless the address was given.
+fn slot(addr: SocketAddr, explicit: bool, slot: u16) -> SocketAddr {
+    let ip = if explicit {
+        addr.ip()
+    } else {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    };
+    let port = if addr.port() == 0 {
+        0
+    } else {
+        addr.port().saturating_add(slot)
+    };
+    SocketAddr::new(ip, port)
+}
+
+pub async fn run(mut args: Args, given: Given) -> anyhow::Result<()> {
+    let _telemetry = redress_runtime::telemetry::init("dev", args.runtime.log_format);
+    let dev_keys = std::env::temp_dir().join(format!("redress-dev-{}", std::process::id()));
+    if args.runtime.auth.jwt_public_keys.is_empty() && args.runtime.auth.jwt_jwks_url.is_none() {
+        let key = auth::dev::write_public_key(&dev_keys)
+            .with_context(|| format!("writing the development key into {}", dev_keys.display()))?;
+        args.runtime.auth.jwt_public_keys = vec![key];
+    }
+    let intake_keys = &mut args.intake;
+    if intake_keys.keys.is_none() {
+        intake_keys.keys = Some(redress_intake::vault::dev::KEYS.into());
+        intake_keys.active_key = Some(redress_intake::vault::dev::ACTIVE.into());
+    }
+    if intake_keys.pseudonym_key.is_none() {
+        intake_keys.pseudonym_key = Some(redress_intake::vault::dev::PSEUDONYM.into());
+    }
+    let runtime = |n: u16| {
+        let mut r = args.runtime.clone();
+        r.grpc_addr = slot(args.runtime.grpc_addr, given("grpc_addr"), n);
+        r.http_addr = slot(args.runtime.http_addr, given("http_addr"), n);
+        r
+    };
+    let shutdown = CancellationToken::new();
+    redress_runtime::shutdown::cancel_on_signal(shutdown.clone());
+
+    let intake = redress_intake::run(
+        redress_intake::Config {
+            runtime: runtime(0),
+            intake: args.intake.clone(),
+            command: None,
+        },
+        shutdown.clone(),
+    )
+    .await
+    .context("starting intake")?;
+    let classification = redress_classification::run(
+        redress_classification::Config {
+            runtime: runtime(1),
+            classification: args.classification.clone(),
+            command: None,
+        },
+        shutdown.clone(),
+    )
+    .await
+    .context("starting classification")?;
+    let cases = redress_case_coordination::run(
+        redress_case_coordination::Config {
+            runtime: runtime(2),
+            cases: args.cases.clone(),
+        },
+        shutdown.clone(),
+    )
+    .await
+    .context("starting case-coordination")?;
+
+    let running = [intake, classification, cases];
+    banner(&args, &running);
+    for service in running {
+        service.stopped().await?;
+    }
+    let _ = std::fs::remove_dir_all(&dev_keys);
+    Ok(())
+}
+
+fn banner(args: &Args, running: &[Running]) {
+    println!("\nRedress is running (development keys: never use them in production)\n");
+    println!(
+        "  {:<20} {:<22} HTTP (/healthz /readyz /metrics)",
+        "service", "gRPC"
+    );
+    for (name, service) in SERVICES.iter().zip(running) {
+        println!(
+            "  {:<20} {:<22} {}",
+            name, service.endpoints.grpc, service.endpoints.http
+        );
+    }
+    println!("\n  NATS      {}", args.runtime.nats_url);
+    println!("  Postgres  {}", args.runtime.database_url_for_display());
+    println!(
+        "  namespace {}",
+        if args.runtime.bus_namespace.is_empty() {
+            "(none)"
+        } else {
+            &args.runtime.bus_namespace
+        }
+    );
+    println!("  regime    {}", args.cases.regime);
+    match crate::token::dev_token("dev-specialist", &[Role::Specialist], None) {
+        Ok(token) => println!("\nA specialist's token (12 h):\n  {token}\n"),
+        Err(error) => println!("\n(no development token: {error})\n"),
+    }
+    println!("Try: redress submit --channel web --file services/intake/examples/zh-valid.json\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_take_consecutive_ports_on_loopback_unless_given() {
+        let configured: SocketAddr = ([0, 0, 0, 0], 50051).into();
+        assert_eq!(slot(configured, false, 2), ([127, 0, 0, 1], 50053).into());
+        assert_eq!(slot(configured, true, 1), ([0, 0, 0, 0], 50052).into());
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        assert_eq!(slot(any, true, 2).port(), 0);
+    }
+}
