@@ -5,34 +5,44 @@ ENV := .redress/env
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps run test test-rust test-python lint bench eval stop clean
+.PHONY: help deps run test test-rust test-python test-quickstart lint check-tree bench eval stop clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 deps: ## reuse or start NATS (JetStream) and Postgres; install them if missing
 	@bash deploy/local/ensure-deps.sh
 
+# `make run` and `make test` share one build (the dev profile, dependencies optimised): the
+# first of them compiles everything once, the other reuses it.
 run: deps ## run the whole suite in one process against local NATS and Postgres
-	@source $(ENV) && $(CARGO) run --release -p redress -- dev
+	@$(CARGO) build --locked -p redress -p redress-intake -p redress-classification -p redress-case-coordination
+	@mkdir -p .redress/bin && ln -sf "$(CURDIR)/target/debug/redress" .redress/bin/redress
+	@source $(ENV) && target/debug/redress dev
 
-test: deps ## every test: unit, integration (real Postgres + NATS), end-to-end, gRPC from Python
-	@$(MAKE) --no-print-directory test-rust test-python
+test: deps ## every test: unit, integration (real Postgres + NATS), end-to-end, the README quick start, gRPC from Python
+	@$(MAKE) --no-print-directory test-rust test-python test-quickstart
 
 test-rust:
 	@source $(ENV) && $(CARGO) test --workspace --locked
 
-test-python: ## a non-Rust gRPC client (grpcio) lists services by reflection and checks health
+test-python: ## a non-Rust gRPC client (grpcio) lists services by reflection, checks health, calls with a token
 	@source $(ENV) && bash tests/python/run.sh
 
-lint: ## buf lint, rustfmt, clippy
+test-quickstart: ## run the README's quick start, verbatim, against `redress dev`
+	@source $(ENV) && bash tests/quickstart/run.sh
+
+lint: check-tree ## buf lint, rustfmt, clippy (warnings are errors)
 	@command -v npx >/dev/null || { echo "lint needs Node.js/npm (for @bufbuild/buf)"; exit 1; }
 	@cd proto && npx --yes @bufbuild/buf@1 lint
 	@$(CARGO) fmt --all -- --check
 	@$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+check-tree: ## no machine-only paths in tracked files; queries are checked at run time (no sqlx offline data)
+	@bash .ci/check-tree
+
 bench: deps ## benchmarks; tables and JSON under target/bench/
-	@source $(ENV) && $(CARGO) run --release -p redress-bench -- all
+	@source $(ENV) && $(CARGO) run --release --locked -p redress-bench -- all
 
 stop: ## stop the NATS and Postgres that `make deps` started
 	@bash deploy/local/stop.sh
@@ -41,12 +51,13 @@ clean: stop ## stop local services and remove their data
 	@rm -rf .redress
 
 DATA ?= $(or $(REDRESS_DATA_DIR),../shared/data)
-eval: ## train on a fixed split of the shared data, evaluate on the rest; reports in target/eval/
-	@test -f "$(DATA)/cfpb_complaints.csv" || { echo "eval needs the labelled data in $(DATA) (or REDRESS_DATA_DIR)"; exit 1; }
+eval: ## train on a fixed split of labelled data, evaluate on the rest; reports in target/eval/
+	@test -f "$(DATA)/cfpb_complaints.csv" || { echo "eval needs labelled complaints in $(DATA) (or REDRESS_DATA_DIR): cfpb_complaints.csv with columns narrative and product_group — the public CFPB Consumer Complaint Database export (consumerfinance.gov/data-research/consumer-complaints), narratives only — and optionally cn_complaints.csv with columns text and category"; exit 1; }
 	@mkdir -p target/eval
 	@$(CARGO) build --release -q -p redress
 	@for spec in "en cfpb_complaints.csv narrative product_group cfpb_product_group" "zh cn_complaints.csv text category cn_category"; do \
 	  set -- $$spec; \
+	  test -f "$(DATA)/$$2" || { echo "== $$1: $(DATA)/$$2 not found, skipped"; continue; }; \
 	  echo "== $$1: $$2 ($$4), trained on the fixed 80%, measured on the other 20%"; \
 	  target/release/redress classification train --holdout --data "$(DATA)/$$2" --text-column $$3 --label-column $$4 \
 	    --label-scheme $$5 --model-version eval-$$1 --out target/eval/$$1.model | tee target/eval/$$1.txt; \

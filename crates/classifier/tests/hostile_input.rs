@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: a failed expectation is a failed test
 //! No input makes the classifier panic or leave its ranges: generated complaints of every
 //! script, size and shape, and model artifacts corrupted in ways a checksum cannot catch.
 //!

@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: a failed expectation is a failed test
 //! Floors on the shared data sets: accuracy, calibration and auto-routing at a 0.9 target
 //! precision. The data directory is `REDRESS_DATA_DIR`, else `../shared/data` from the
 //! repository root. Without it a test cannot run: it says so on stderr (`SKIPPED: …`) and

@@ -62,6 +62,16 @@ enum Verb {
     },
     /// One case with its deadlines and timeline.
     Get { case: String },
+    /// The case of a complaint, by its reference number or id.
+    Find {
+        complaint: String,
+        /// Wait this long for the case to open (it opens once the complaint is classified).
+        #[arg(long, value_parser = parse_duration, default_value = "0s")]
+        wait: Duration,
+        /// Print only the case id.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Route to a department (specialist) or hand to a colleague (handler).
     Assign {
         #[command(flatten)]
@@ -266,6 +276,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Verb::Get { case } => {
             let case = get(&mut client, t, &case).await?;
             return print_json(&case);
+        }
+        Verb::Find {
+            complaint,
+            wait,
+            quiet,
+        } => {
+            let case = find(&mut client, t, &complaint, wait).await?;
+            if args.json {
+                return print_json(&case);
+            }
+            println!(
+                "{}",
+                if quiet {
+                    case.id.clone()
+                } else {
+                    summary(&case)
+                }
+            );
+            return Ok(());
         }
         Verb::Assign {
             on,
@@ -502,6 +531,33 @@ async fn get(
         .await
         .map_err(failure)?
         .into_inner())
+}
+
+/// The case of a complaint, polling until `wait` has passed.
+async fn find(
+    client: &mut CaseServiceClient<Channel>,
+    target: &Target,
+    complaint: &str,
+    wait: Duration,
+) -> anyhow::Result<api::Case> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let request = api::ListCasesRequest {
+            complaint: complaint.to_owned(),
+            ..Default::default()
+        };
+        let list = client
+            .list_cases(target.request(request)?)
+            .await
+            .map_err(failure)?;
+        if let Some(case) = list.into_inner().cases.into_iter().next() {
+            return Ok(case);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("no case for complaint {complaint} (yet: --wait gives it time to be classified)");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// The case id and the version to change it at.

@@ -30,6 +30,9 @@ pub enum Command {
         /// Replay everything the streams hold first.
         #[arg(long)]
         all: bool,
+        /// Stop once nothing has arrived for this long (scripts); for ever when not given.
+        #[arg(long, value_parser = parse_duration)]
+        idle: Option<Duration>,
         #[command(flatten)]
         bus: BusArgs,
     },
@@ -48,12 +51,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         subject,
         since,
         all,
+        idle,
         bus,
     } = command;
     let bus = bus.connect().await?;
     if since.is_none() && !all {
         let mut messages = bus.client().subscribe(bus.subject(&subject)).await?;
-        while let Some(message) = messages.next().await {
+        while let Some(message) = next(&mut messages, idle).await {
             let subject = bus.contract_subject(message.subject.as_str()).to_owned();
             println!(
                 "{}",
@@ -62,7 +66,21 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    replay_then_follow(&bus, &subject, since).await
+    replay_then_follow(&bus, &subject, since, idle).await
+}
+
+/// The next item, or `None` once `idle` passed without one.
+async fn next<S: futures::Stream + Unpin>(
+    stream: &mut S,
+    idle: Option<Duration>,
+) -> Option<S::Item> {
+    match idle {
+        Some(idle) => tokio::time::timeout(idle, stream.next())
+            .await
+            .ok()
+            .flatten(),
+        None => stream.next().await,
+    }
 }
 
 /// The part of `filter` a stream holds, if any: the filter itself when the stream holds all
@@ -81,6 +99,7 @@ async fn replay_then_follow(
     bus: &Bus,
     filter: &str,
     since: Option<DateTime<Utc>>,
+    idle: Option<Duration>,
 ) -> anyhow::Result<()> {
     use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
     let deliver = match since {
@@ -127,7 +146,7 @@ async fn replay_then_follow(
         println!("{text}");
     }
     let mut live = select_all(streams);
-    while let Some(Ok(m)) = live.next().await {
+    while let Some(Ok(m)) = next(&mut live, idle).await {
         let subject = bus.contract_subject(m.subject.as_str()).to_owned();
         println!("{}", line(&subject, m.headers.as_ref(), &m.payload));
     }

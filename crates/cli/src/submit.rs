@@ -29,6 +29,9 @@ pub struct Args {
     /// Publish with JetStream and wait only for the stream's acknowledgement (stored).
     #[arg(long)]
     durable: bool,
+    /// Print only the reference number of the receipt.
+    #[arg(long)]
+    quiet: bool,
     #[command(flatten)]
     bus: BusArgs,
 }
@@ -120,9 +123,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let reply: SubmissionReply = serde_json::from_slice(&reply.payload)
         .context("intake's reply is not a SubmissionReply")?;
-    println!("{}", serde_json::to_string_pretty(&reply)?);
+    match (&reply.outcome, args.quiet) {
+        (Some(Outcome::Receipt(receipt)), true) => println!("{}", receipt.reference),
+        _ => println!("{}", serde_json::to_string_pretty(&reply)?),
+    }
     match reply.outcome {
         Some(Outcome::Receipt(_)) => Ok(()),
-        _ => std::process::exit(2),
+        _ => bail!("intake refused the submission (the violations are above)"),
     }
 }

@@ -1,3 +1,4 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)] // a test: a failed expectation is a failed test
 //! `redress classification train | bootstrap | eval`, run as the built binary on CSV files: the
 //! commands anyone uses to train a model on their labelled history and measure it on data it
 //! never saw.

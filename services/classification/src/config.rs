@@ -40,10 +40,12 @@ pub enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub struct ClassificationConfig {
-    /// Below this confidence a complaint waits in the review queue for a specialist.
-    #[arg(long, env = "REDRESS_CLASSIFICATION_REVIEW_THRESHOLD", default_value_t = 0.7,
+    /// How often a classification that skips review must be right (0–1): each label's
+    /// confidence threshold is the one that reached this precision on held-out data when its
+    /// model was trained. Below it a complaint waits in the review queue for a specialist.
+    #[arg(long, env = "REDRESS_CLASSIFICATION_TARGET_PRECISION", default_value_t = 0.9,
           value_parser = fraction)]
-    pub review_threshold: f32,
+    pub target_precision: f32,
 
     /// A Chinese text model trained by `redress classification train` (none ships: the
     /// public training data is English; without one Chinese complaints are classified by rules

@@ -13,7 +13,7 @@ use crate::config::ClassificationConfig;
 /// The engine with its models loaded.
 pub struct Engine {
     classifier: engine::Classifier,
-    pub review_threshold: f32,
+    pub target_precision: f32,
 }
 
 impl Engine {
@@ -30,7 +30,7 @@ impl Engine {
         }
         Ok(Self {
             classifier,
-            review_threshold: config.review_threshold,
+            target_precision: config.target_precision,
         })
     }
 
@@ -39,7 +39,11 @@ impl Engine {
     }
 
     pub fn classify(&self, input: &engine::ComplaintInput) -> events::Classification {
-        to_proto(&self.classifier.classify(input, self.review_threshold))
+        to_proto(
+            &self
+                .classifier
+                .classify_at_precision(input, self.target_precision),
+        )
     }
 }
 

@@ -34,7 +34,7 @@ async fn start(env: &TestEnv, threshold: f32) -> Running {
     let config = Config {
         runtime: env.runtime_config(),
         classification: ClassificationConfig {
-            review_threshold: threshold,
+            target_precision: threshold,
             ..Default::default()
         },
         command: None,

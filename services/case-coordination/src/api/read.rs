@@ -1,5 +1,6 @@
 //! GetCase and ListCases.
 
+use redress_proto::vocab::TextKind;
 use redress_proto::{Violations, cases::v1 as api, common::v1::Severity, events::v1::CaseState};
 use redress_runtime::grpc;
 use tonic::{Request, Response, Status};
@@ -48,6 +49,15 @@ pub(super) async fn list_cases(
     let due_before = v
         .check(grpc::time("dueBefore", r.due_before.as_ref()))
         .flatten();
+    let complaint = v
+        .check(grpc::text(
+            "complaint",
+            &r.complaint,
+            64,
+            TextKind::Line,
+            false,
+        ))
+        .filter(|c| !c.is_empty());
     if !v.is_empty() {
         return Err(grpc::invalid(v));
     }
@@ -68,6 +78,7 @@ pub(super) async fn list_cases(
         severity,
         due_before,
         breached: r.breached,
+        complaint,
     };
     let page = r.page.unwrap_or_default();
     let result = async {

@@ -137,16 +137,14 @@ pub(super) async fn answer_input(
             .await?;
             let still_open = !store::open_inputs(&mut tx, case.id).await?.is_empty();
             let deadlines = api.deadlines(&mut tx, &case).await?;
-            let change = rules::answer_input(
-                &mut case,
+            let answer = rules::InputAnswer {
                 request_id,
                 asked,
-                handler_department,
+                handler_department: handler_department.map(str::to_owned),
                 answer,
-                r.r#override,
-                still_open,
-                &deadlines,
-            )?;
+                overridden: r.r#override,
+            };
+            let change = rules::answer_input(&mut case, answer, still_open, &deadlines)?;
             api.finish(tx, case, &caller, vec![change]).await
         }
         .await,

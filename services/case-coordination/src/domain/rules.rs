@@ -84,20 +84,35 @@ pub fn request_input(
     }))
 }
 
-/// Answers (or, a specialist, releases) an input request. `asked` is the department the
-/// request went to; `handler_department` the caller's when a handler answers; `still_open`
-/// whether other requests remain open after this one.
+/// An answer to an input request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputAnswer {
+    pub request_id: Uuid,
+    /// The department the request went to.
+    pub asked: String,
+    /// The caller's department when a handler answers.
+    pub handler_department: Option<String>,
+    pub answer: String,
+    /// A specialist released the block without an answer.
+    pub overridden: bool,
+}
+
+/// Answers (or, a specialist, releases) an input request; `still_open` says whether other
+/// requests remain open after this one.
 pub fn answer_input(
     case: &mut CaseRecord,
-    request_id: Uuid,
-    asked: String,
-    handler_department: Option<&str>,
-    answer: String,
-    overridden: bool,
+    answer: InputAnswer,
     still_open: bool,
     deadlines: &Deadlines,
 ) -> Result<Change, CaseError> {
     Action::AnswerInput.check(case.state)?;
+    let InputAnswer {
+        request_id,
+        asked,
+        handler_department,
+        answer,
+        overridden,
+    } = answer;
     if handler_department.is_some_and(|d| d != asked) {
         return Err(CaseError::Forbidden(format!(
             "only {asked} answers this request"

@@ -116,7 +116,7 @@ pub async fn load(
 
 /// A case claimed for a timer: locked, or busy with a change that holds its lock.
 pub enum Claim {
-    Locked(CaseRecord),
+    Locked(Box<CaseRecord>),
     Busy,
     Missing,
 }
@@ -130,7 +130,7 @@ pub async fn try_lock(conn: &mut PgConnection, id: Uuid) -> Result<Claim, CaseEr
         .fetch_optional(&mut *conn)
         .await?;
     if let Some(row) = row {
-        return Ok(Claim::Locked(from_row(row)?));
+        return Ok(Claim::Locked(Box::new(from_row(row)?)));
     }
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM cases WHERE id = $1)")
         .bind(id)
@@ -155,8 +155,8 @@ pub async fn load_by_complaint(
 /// Inserts a new case at version 0; false when the complaint already has one.
 pub async fn insert(conn: &mut PgConnection, case: &CaseRecord) -> Result<bool, CaseError> {
     let inserted = sqlx::query(
-        "INSERT INTO cases (id, complaint_id, state, version, department, handler, severity, received_at, snapshot) \
-         VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8) ON CONFLICT (complaint_id) DO NOTHING",
+        "INSERT INTO cases (id, complaint_id, state, version, department, handler, severity, received_at, snapshot, reference) \
+         VALUES ($1, $2, $3, 0, $4, $5, $6, $7, $8, $9) ON CONFLICT (complaint_id) DO NOTHING",
     )
     .bind(case.id)
     .bind(case.complaint_id)
@@ -166,6 +166,7 @@ pub async fn insert(conn: &mut PgConnection, case: &CaseRecord) -> Result<bool, 
     .bind(case.severity as i32)
     .bind(case.received_at)
     .bind(case.snapshot.encode_to_vec())
+    .bind(case.reference())
     .execute(conn)
     .await?;
     Ok(inserted.rows_affected() == 1)

@@ -89,6 +89,8 @@ pub struct Filter {
     pub severity: Option<Severity>,
     pub due_before: Option<DateTime<Utc>>,
     pub breached: bool,
+    /// A complaint id or reference number.
+    pub complaint: Option<String>,
 }
 
 /// A page of cases, oldest first.
@@ -110,6 +112,7 @@ pub async fn list(
          AND ($4::timestamptz IS NULL OR decision_due_at < $4) \
          AND (NOT $5 OR breached_at IS NOT NULL) \
          AND ($6::timestamptz IS NULL OR (created_at, id) > ($6, $7)) \
+         AND ($9::text IS NULL OR complaint_id::text = $9 OR reference = $9) \
          ORDER BY created_at, id LIMIT $8"
     );
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -121,6 +124,7 @@ pub async fn list(
         .bind(after.map(|a| a.0))
         .bind(after.map(|a| a.1))
         .bind(size + 1)
+        .bind(filter.complaint.as_deref())
         .fetch_all(&mut *conn)
         .await?;
     let records = rows

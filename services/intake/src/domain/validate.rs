@@ -329,10 +329,8 @@ pub fn validate(
     }
 
     let amount = s.amount_in_dispute.clone();
-    if let Some(money) = &amount {
-        if let Err(found) = money.check("amountInDispute") {
-            v.0.extend(found.0);
-        }
+    if let Some(Err(found)) = amount.as_ref().map(|m| m.check("amountInDispute")) {
+        v.0.extend(found.0);
     }
     check_attachments(&mut v, &s.attachments);
     let (contact, preferred_contact, language, vulnerability) = check_consumer(&mut v, &s);
