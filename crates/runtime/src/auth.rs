@@ -727,6 +727,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn with_several_keys_a_token_must_name_its_key() {
+        let dir = std::env::temp_dir().join(format!("redress-auth-{}", uuid::Uuid::now_v7()));
+        let first = dev::write_public_key(&dir).unwrap_or_default();
+        let second = dir.join("other.pem");
+        std::fs::write(&second, dev::PUBLIC_PEM).ok();
+        let mut config = RuntimeConfig::local("", "", "").auth;
+        config.jwt_public_keys = vec![first, second];
+        let Ok(auth) = Authenticator::new(&config).await else {
+            panic!("keys load")
+        };
+        let claims = claims_for(&[Role::Analyst]);
+        let key = EncodingKey::from_ed_pem(dev::PRIVATE_PEM.as_bytes())
+            .unwrap_or_else(|_| EncodingKey::from_secret(b"x"));
+        let no_kid =
+            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).unwrap_or_default();
+        let refused = auth
+            .verify(&no_kid)
+            .await
+            .err()
+            .map(|s| s.message().to_owned());
+        assert!(refused.is_some_and(|m| m.contains("no `kid`")));
+        assert!(auth.verify(&token(&claims)).await.is_ok());
+    }
+
+    #[tokio::test]
     async fn service_identities_count_only_as_their_own_subject() {
         let auth = authenticator(|_| {}).await;
         let forged = claims(

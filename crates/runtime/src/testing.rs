@@ -241,3 +241,101 @@ pub fn authed<T>(message: T, roles: &[&str]) -> tonic::Request<T> {
     }
     request
 }
+
+/// A nats-server of the test's own (the `nats-server` on PATH, or `REDRESS_NATS_SERVER`), so a
+/// test can take it away and bring it back, or give it a configuration of its own.
+pub struct OwnNats {
+    pub port: u16,
+    pub store: PathBuf,
+    args: Vec<String>,
+    child: Option<tokio::process::Child>,
+}
+
+impl OwnNats {
+    /// A JetStream server on a free port.
+    pub async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    /// A JetStream server on a free port with more arguments (`-c file`, `--tls` …).
+    pub async fn start_with(args: Vec<String>) -> Self {
+        let port = free_port();
+        let store = std::env::temp_dir().join(format!(
+            "redress-nats-{port}-{}",
+            uuid::Uuid::now_v7().simple()
+        ));
+        let mut nats = Self {
+            port,
+            store,
+            args,
+            child: None,
+        };
+        nats.up().await;
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn up(&mut self) {
+        let binary = std::env::var("REDRESS_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
+        let child = tokio::process::Command::new(&binary)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.store)
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn();
+        match child {
+            Ok(child) => self.child = Some(child),
+            Err(error) => {
+                panic!("this test runs its own `{binary}` (install nats-server): {error}")
+            }
+        }
+        let port = self.port;
+        eventually(
+            "nats-server to listen",
+            Duration::from_secs(30),
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+    }
+
+    pub async fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.start_kill().ok();
+            child.wait().await.ok();
+        }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            child.start_kill().ok();
+        }
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(14222)
+}

@@ -407,9 +407,18 @@ impl Handler for AlwaysFails {
 }
 
 async fn dead_letter_of(env: &TestEnv, permanent: bool) -> (async_nats::jetstream::Message, u32) {
+    dead_letter_with(env, permanent, None).await
+}
+
+async fn dead_letter_with(
+    env: &TestEnv,
+    permanent: bool,
+    seal: Option<redress_runtime::consumer::Sealer>,
+) -> (async_nats::jetstream::Message, u32) {
     let bus = env.bus().await;
     let db = effects_db(env).await;
-    let spec = spec(env, if permanent { "bad" } else { "flaky" }, 50);
+    let mut spec = spec(env, if permanent { "bad" } else { "flaky" }, 50);
+    spec.seal = seal;
     consumer::declare(&bus, &spec).await.ok();
     let dlq = bus.ensure_stream(&bus::DLQ).await;
     let Ok(dlq) = dlq else {
@@ -467,6 +476,33 @@ async fn a_handler_that_always_fails_dead_letters_after_the_configured_attempts(
     assert!(message.subject.ends_with("redress.dlq.v1.test"));
     let decoded = redress_proto::events::v1::Event::decode(message.payload.as_ref());
     assert!(decoded.is_ok(), "the original payload travels unchanged");
+    env.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_sealed_consumer_never_dead_letters_the_body_in_clear() {
+    let env = TestEnv::new().await;
+    // A stand-in for intake's vault: the body reversed, under key `k1`.
+    let seal: redress_runtime::consumer::Sealer =
+        Arc::new(|body: &[u8]| Ok((body.iter().rev().copied().collect(), "k1".to_owned())));
+    let (message, _) = dead_letter_with(&env, true, Some(seal)).await;
+    let sealed_key = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::DLQ_SEALED_KEY))
+        .map(|v| v.to_string());
+    assert_eq!(sealed_key.as_deref(), Some("k1"));
+    assert!(
+        redress_proto::events::v1::Event::decode(message.payload.as_ref()).is_err(),
+        "the body is not in clear"
+    );
+    let opened: Vec<u8> = message.payload.iter().rev().copied().collect();
+    let event = redress_proto::events::v1::Event::decode(opened.as_slice());
+    assert_eq!(
+        event.map(|e| e.aggregate_id).ok().as_deref(),
+        Some("c-7"),
+        "it opens with the key"
+    );
     env.cleanup().await;
 }
 

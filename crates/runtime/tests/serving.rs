@@ -1,11 +1,11 @@
 //! Schema isolation, health, readiness and reflection, over real sockets.
 
-use std::{net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use redress_runtime::{
     Service,
     db::Database,
-    testing::{TestEnv, eventually},
+    testing::{OwnNats, TestEnv, eventually},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -54,73 +54,6 @@ async fn a_service_role_cannot_read_another_schema() {
     env.cleanup().await;
 }
 
-/// A nats-server of the test's own, so the test can take it away and bring it back.
-struct OwnNats {
-    port: u16,
-    store: PathBuf,
-    child: Option<Child>,
-}
-
-impl OwnNats {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap_or(14222);
-        let store = std::env::temp_dir().join(format!("redress-nats-{port}"));
-        let mut nats = Self {
-            port,
-            store,
-            child: None,
-        };
-        nats.up().await;
-        nats
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    async fn up(&mut self) {
-        let binary = std::env::var("REDRESS_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-        let child = Command::new(&binary)
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.store)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
-        match child {
-            Ok(child) => self.child = Some(child),
-            Err(error) => {
-                panic!("this test runs its own `{binary}` (install nats-server): {error}")
-            }
-        }
-        let port = self.port;
-        eventually("nats-server to listen", WAIT, || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-    }
-
-    async fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.start_kill().ok();
-            child.wait().await.ok();
-        }
-    }
-}
-
 async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
@@ -128,6 +61,19 @@ async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     response.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn metrics_text(addr: SocketAddr) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok();
+    let mut body = String::new();
+    if let Some(stream) = stream.as_mut() {
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .await
+            .ok();
+        stream.read_to_string(&mut body).await.ok();
+    }
+    body
 }
 
 async fn channel(url: &str) -> Option<tonic::transport::Channel> {
@@ -191,19 +137,24 @@ async fn health_is_not_serving_while_nats_is_away_and_recovers_when_it_returns()
     })
     .await;
 
-    let metrics = {
-        let mut stream = tokio::net::TcpStream::connect(endpoints.http).await.ok();
-        let mut body = String::new();
-        if let Some(stream) = stream.as_mut() {
-            stream
-                .write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-                .await
-                .ok();
-            stream.read_to_string(&mut body).await.ok();
-        }
-        body
-    };
+    let metrics = metrics_text(endpoints.http).await;
     assert!(metrics.contains("redress_grpc_requests_total"), "{metrics}");
+    // Calls to methods nobody serves are counted under `unknown`, whatever their path: a
+    // caller cannot grow the number of series.
+    let Some(grpc_channel) = channel(&format!("http://{}", endpoints.grpc)).await else {
+        panic!("no gRPC channel")
+    };
+    for n in 0..10 {
+        let mut grpc = tonic::client::Grpc::new(grpc_channel.clone());
+        grpc.ready().await.ok();
+        if let Ok(path) = http::uri::PathAndQuery::try_from(format!("/evil.Svc{n}/X{n}")) {
+            let codec = tonic_prost::ProstCodec::<(), ()>::default();
+            let _ = grpc.unary(tonic::Request::new(()), path, codec).await;
+        }
+    }
+    let metrics = metrics_text(endpoints.http).await;
+    assert!(metrics.contains("method=\"unknown\""), "{metrics}");
+    assert!(!metrics.contains("evil"), "{metrics}");
 
     shutdown.cancel();
     assert!(running.stopped().await.is_ok());

@@ -132,10 +132,16 @@ pub async fn register(
     let registration = match validate(submission, incoming.subject_channel, ctx.now, rules) {
         Ok(registration) => registration,
         Err(violations) => {
+            // A refused channelRef (personal data, odd characters) is not repeated anywhere.
+            let channel_ref = if violations.0.iter().any(|v| v.field == "channelRef") {
+                ""
+            } else {
+                channel_ref.as_str()
+            };
             return reject(
                 conn,
                 &channel_token,
-                &channel_ref,
+                channel_ref,
                 &digest,
                 violations,
                 ctx.now,

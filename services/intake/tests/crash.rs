@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::{collections::HashSet, process::Stdio};
+use std::collections::HashSet;
 
 use prost::Message as _;
 use redress_runtime::{
@@ -12,66 +12,10 @@ use redress_runtime::{
     testing::{TestEnv, eventually},
 };
 use support::*;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::Child,
-};
 
 const PHONE: &str = "13812345678";
 const EMAIL: &str = "zhang.san@example.com";
 const ID_NUMBER: &str = "11010519491231002X";
-
-/// Starts `redress-intake`; its log lines are collected into `log`.
-fn start(env: &TestEnv, log: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> Child {
-    let child = env
-        .command(env!("CARGO_BIN_EXE_redress-intake"))
-        .env("REDRESS_INTAKE_KEYS", redress_intake::vault::dev::KEYS)
-        .env(
-            "REDRESS_INTAKE_ACTIVE_KEY",
-            redress_intake::vault::dev::ACTIVE,
-        )
-        .env(
-            "REDRESS_INTAKE_PSEUDONYM_KEY",
-            redress_intake::vault::dev::PSEUDONYM,
-        )
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => panic!("cannot start redress-intake: {e}"),
-    };
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let log = log.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(mut log) = log.lock() {
-                    log.push(line);
-                }
-            }
-        });
-    }
-    child
-}
-
-async fn kill(child: &mut Child) {
-    child.start_kill().ok();
-    child.wait().await.ok();
-}
 
 #[tokio::test]
 async fn sigkill_in_the_middle_of_a_burst_loses_and_duplicates_nothing() {

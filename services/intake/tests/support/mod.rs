@@ -23,6 +23,12 @@ use redress_runtime::{
     bus::{StreamSpec, headers},
     testing::TestEnv,
 };
+use std::process::Stdio;
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Child,
+};
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -218,4 +224,56 @@ pub async fn received(bus: &Bus) -> Vec<redress_proto::events::v1::ComplaintSumm
             _ => None,
         })
         .collect()
+}
+
+/// Starts `redress-intake`; its log lines are collected into `log`.
+pub fn start(env: &TestEnv, log: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> Child {
+    let child = env
+        .command(env!("CARGO_BIN_EXE_redress-intake"))
+        .env("REDRESS_INTAKE_KEYS", redress_intake::vault::dev::KEYS)
+        .env(
+            "REDRESS_INTAKE_ACTIVE_KEY",
+            redress_intake::vault::dev::ACTIVE,
+        )
+        .env(
+            "REDRESS_INTAKE_PSEUDONYM_KEY",
+            redress_intake::vault::dev::PSEUDONYM,
+        )
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => panic!("cannot start redress-intake: {e}"),
+    };
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let log = log.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(mut log) = log.lock() {
+                    log.push(line);
+                }
+            }
+        });
+    }
+    child
+}
+
+pub async fn kill(child: &mut Child) {
+    child.start_kill().ok();
+    child.wait().await.ok();
 }
