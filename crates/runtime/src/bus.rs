@@ -266,9 +266,15 @@ fn connection_event(url: &str, event: async_nats::Event) {
 
 fn connect_reason(error: &async_nats::ConnectError) -> String {
     use async_nats::ConnectErrorKind;
+    let text = error.to_string().to_lowercase();
+    if text.contains("certificate") || text.contains("tls") {
+        return format!(
+            "TLS failed ({error}); check REDRESS_NATS_TLS_CA and the server's certificate"
+        );
+    }
     match error.kind() {
         ConnectErrorKind::TimedOut => format!("no answer within {CONNECT_TIMEOUT:?}"),
-        ConnectErrorKind::Io => "connection refused or unreachable".to_owned(),
+        ConnectErrorKind::Io => format!("connection refused, unreachable or cut ({error})"),
         ConnectErrorKind::Tls => format!("TLS failed ({error})"),
         ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
             format!("not authorised ({error}); check REDRESS_NATS_CREDS")

@@ -339,3 +339,89 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .unwrap_or(14222)
 }
+
+/// A certificate authority made for one test, and certificates it signs for `localhost` and
+/// 127.0.0.1 — TLS to Postgres, NATS and gRPC tested against a CA nobody else trusts.
+pub struct TestCa {
+    pub dir: PathBuf,
+    ca: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("redress-ca-{}", uuid::Uuid::now_v7().simple()));
+        let made = (|| -> Result<(rcgen::Certificate, rcgen::KeyPair), rcgen::Error> {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "Redress test CA");
+            let key = rcgen::KeyPair::generate()?;
+            Ok((params.self_signed(&key)?, key))
+        })();
+        let (ca, key) = match made {
+            Ok(made) => made,
+            Err(error) => panic!("test CA: {error}"),
+        };
+        if let Err(error) =
+            std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(dir.join("ca.pem"), ca.pem()))
+        {
+            panic!("writing the test CA: {error}");
+        }
+        Self { dir, ca, key }
+    }
+
+    /// The CA certificate's file.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// A certificate and key for localhost/127.0.0.1 signed by this CA, written as
+    /// `<name>.pem` and `<name>.key.pem` (key mode 0600); returns both paths.
+    pub fn issue(&self, name: &str) -> (PathBuf, PathBuf) {
+        let made = (|| -> Result<(String, String), rcgen::Error> {
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::IpAddress(std::net::IpAddr::V4(
+                    std::net::Ipv4Addr::LOCALHOST,
+                )));
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            let key = rcgen::KeyPair::generate()?;
+            let cert = params.signed_by(&key, &self.ca, &self.key)?;
+            Ok((cert.pem(), key.serialize_pem()))
+        })();
+        let (cert, key) = match made {
+            Ok(made) => made,
+            Err(error) => panic!("test certificate: {error}"),
+        };
+        let cert_path = self.dir.join(format!("{name}.pem"));
+        let key_path = self.dir.join(format!("{name}.key.pem"));
+        let written = std::fs::write(&cert_path, cert).and_then(|_| std::fs::write(&key_path, key));
+        if let Err(error) = written {
+            panic!("writing the test certificate: {error}");
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600));
+        }
+        (cert_path, key_path)
+    }
+}
+
+impl Default for TestCa {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestCa {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
