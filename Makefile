@@ -32,9 +32,10 @@ test-python: ## a non-Rust gRPC client (grpcio) lists services by reflection, ch
 test-quickstart: ## run the README's quick start, verbatim, against `redress dev`
 	@source $(ENV) && bash tests/quickstart/run.sh
 
-lint: check-tree ## buf lint, rustfmt, clippy (warnings are errors)
-	@command -v npx >/dev/null || { echo "lint needs Node.js/npm (for @bufbuild/buf)"; exit 1; }
+lint: check-tree ## buf lint, AsyncAPI validation, rustfmt, clippy (warnings are errors)
+	@command -v npx >/dev/null || { echo "lint needs Node.js/npm (for @bufbuild/buf and @asyncapi/cli)"; exit 1; }
 	@cd proto && npx --yes @bufbuild/buf@1 lint
+	@npx --yes @asyncapi/cli@2 validate docs/asyncapi.json --fail-severity=warn 2>&1 | grep -v -e "anonymous metrics" -e "EBADENGINE"; test $${PIPESTATUS[0]} -eq 0
 	@$(CARGO) fmt --all -- --check
 	@$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 

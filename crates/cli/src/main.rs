@@ -11,8 +11,10 @@
 //! redress keys generate jwt | intake       keys for a deployment
 //! redress intake rotate-key                re-seal personal data (runs redress-intake)
 //! redress doctor                           is NATS (JetStream) and Postgres there?
+//! redress asyncapi                         the bus contract as an AsyncAPI 3 document
 //! ```
 
+mod asyncapi;
 mod cases;
 mod classification;
 mod complaints;
@@ -75,6 +77,8 @@ enum Command {
     },
     /// Check that NATS with JetStream and Postgres answer, and say what is wrong.
     Doctor(doctor::Args),
+    /// Print the bus contract as an AsyncAPI 3 document (docs/asyncapi.json).
+    Asyncapi,
 }
 
 #[derive(Subcommand)]
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
                 command: IntakeCommand::RotateKey,
             } => tools::run_service_command("redress-intake", &["rotate-key"]),
             Command::Doctor(args) => doctor::run(args).await,
+            Command::Asyncapi => asyncapi::run(),
         }
     });
     match result {
