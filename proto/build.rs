@@ -39,7 +39,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let set = descriptor::FileDescriptorSet::decode(descriptors.as_slice())?;
     std::fs::write(out_dir.join("contract.rs"), contract(&set)?)?;
+    std::fs::write(out_dir.join("packages.rs"), packages(&set)?)?;
     Ok(())
+}
+
+/// One module per package (`redress.intake.v1` → `intake::v1`), so a new package needs no
+/// edit of `lib.rs`. Packages with no messages (the bus options) generate no code.
+fn packages(set: &descriptor::FileDescriptorSet) -> Result<String, String> {
+    let mut tree: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for file in &set.file {
+        let Some(rest) = file.package.strip_prefix("redress.") else {
+            continue;
+        };
+        if file.message_type.is_empty() && file.enum_type.is_empty() {
+            continue;
+        }
+        let Some((outer, version)) = rest.split_once('.') else {
+            return Err(format!(
+                "package {} is not redress.<name>.<version>",
+                file.package
+            ));
+        };
+        let versions = tree.entry(outer.to_owned()).or_default();
+        if !versions.iter().any(|v| v == version) {
+            versions.push(version.to_owned());
+        }
+    }
+    let mut out = String::new();
+    for (outer, versions) in tree {
+        let _ = writeln!(out, "pub mod {outer} {{");
+        for version in versions {
+            let _ = writeln!(
+                out,
+                "    pub mod {version} {{ package!(\"redress.{outer}.{version}\"); }}"
+            );
+        }
+        out.push_str("}\n");
+    }
+    Ok(out)
 }
 
 fn collect_protos(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {

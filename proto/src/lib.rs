@@ -22,35 +22,8 @@ macro_rules! package {
     };
 }
 
-pub mod cases {
-    pub mod v1 {
-        package!("redress.cases.v1");
-    }
-}
-
-pub mod classification {
-    pub mod v1 {
-        package!("redress.classification.v1");
-    }
-}
-
-pub mod common {
-    pub mod v1 {
-        package!("redress.common.v1");
-    }
-}
-
-pub mod events {
-    pub mod v1 {
-        package!("redress.events.v1");
-    }
-}
-
-pub mod intake {
-    pub mod v1 {
-        package!("redress.intake.v1");
-    }
-}
+// `pub mod intake { pub mod v1 { … } }` and so on, one per package (see build.rs).
+include!(concat!(env!("OUT_DIR"), "/packages.rs"));
 
 pub mod bus;
 pub mod contract;

@@ -203,6 +203,13 @@ impl Bus {
         confirm(&subject, ack).await
     }
 
+    /// Publishes an event straight to its stream, outside any transaction: for tools, tests
+    /// and channels. A service publishes through its outbox instead, with the state change.
+    pub async fn publish_event(&self, event: &crate::NewEvent) -> Result<(), BusError> {
+        self.publish(crate::OutboxMessage::event(event).into())
+            .await
+    }
+
     /// Publishes many messages with every ack in flight at once, in order, and returns how
     /// many were stored before the first failure (all of them on success).
     pub async fn publish_all(&self, messages: Vec<Outgoing>) -> (usize, Option<BusError>) {

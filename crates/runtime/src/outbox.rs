@@ -68,6 +68,21 @@ impl OutboxMessage {
     }
 }
 
+impl From<OutboxMessage> for Outgoing {
+    fn from(message: OutboxMessage) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(headers::MSG_ID, message.id.to_string().as_str());
+        for (name, value) in &message.headers {
+            headers.insert(name.as_str(), value.as_str());
+        }
+        Outgoing {
+            subject: message.subject,
+            headers,
+            payload: Bytes::from(message.payload),
+        }
+    }
+}
+
 /// Adds messages to the outbox inside the caller's transaction.
 pub async fn enqueue(
     conn: &mut PgConnection,

@@ -7,10 +7,7 @@ use redress_runtime::{
     db::Database,
     testing::{OwnNats, TestEnv, eventually},
 };
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    process::{Child, Command},
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tonic_health::pb::{

@@ -1,0 +1,4 @@
+CREATE TABLE received (
+    channel integer PRIMARY KEY,
+    count   bigint NOT NULL
+);

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    redress_runtime::main(redress_example_tally::SERVICE, redress_example_tally::run)
+}
