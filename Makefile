@@ -32,12 +32,13 @@ test-python: ## a non-Rust gRPC client (grpcio) lists services by reflection, ch
 test-quickstart: ## run the README's quick start, verbatim, against `redress dev`
 	@source $(ENV) && bash tests/quickstart/run.sh
 
-lint: check-tree ## buf lint, AsyncAPI validation, rustfmt, clippy (warnings are errors)
+lint: check-tree ## buf lint, AsyncAPI validation, rustfmt, clippy (warnings are errors), no development key in a service build
 	@command -v npx >/dev/null || { echo "lint needs Node.js/npm (for @bufbuild/buf and @asyncapi/cli)"; exit 1; }
 	@cd proto && npx --yes @bufbuild/buf@1 lint
 	@npx --yes @asyncapi/cli@2 validate docs/asyncapi.json --fail-severity=warn 2>&1 | grep -v -e "anonymous metrics" -e "EBADENGINE"; test $${PIPESTATUS[0]} -eq 0
 	@$(CARGO) fmt --all -- --check
 	@$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@bash .ci/check-no-dev-keys
 
 check-tree: ## no machine-only paths in tracked files; queries are checked at run time (no sqlx offline data)
 	@bash .ci/check-tree

@@ -42,3 +42,19 @@ done
 # The token the development suite itself prints, as a new user would take it.
 token=$("$root/target/debug/redress" token --role specialist)
 "$venv/bin/python" "$root/tests/python/check.py" "127.0.0.1:$grpc_port" "$token"
+
+# A department's own system, in Python, following its case events (docs/departments.md): the
+# README's Chinese example routes to risk-control, so its consumer sees the case assigned.
+REDRESS_BUS_NAMESPACE="$ns" REDRESS_NATS_URL="$nats_url" "$root/target/debug/redress" submit \
+  --channel web --file "$root/services/intake/examples/zh-valid.json" --quiet >/dev/null
+events=$("$venv/bin/python" "$root/docs/examples/department_subscriber.py" --department risk-control \
+  --nats "$nats_url" --namespace "$ns" --until case_assigned --timeout 120)
+last=$(printf '%s\n' "$events" | tail -n 1)
+"$venv/bin/python" - "$last" <<'PY'
+import json, sys
+line = json.loads(sys.argv[1])
+header = line["event"]["caseAssigned"]["header"]
+ok = line["subject"] == "redress.case.v1.risk-control.assigned" and header["department"] == "risk-control"
+print(("ok    " if ok else "FAIL  ") + "a department's Python consumer decodes its case_assigned event")
+sys.exit(0 if ok else 1)
+PY

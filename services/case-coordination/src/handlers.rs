@@ -8,7 +8,7 @@
 //!
 //! Several replicas split the stream between them, so one complaint's `withdrawn` may be
 //! handled before its `classified` has committed on another replica: the withdrawal is kept
-//! and applied when the case opens (docs/decisions.md, "ordering").
+//! and applied when the case opens (docs/decisions.md, 13).
 
 use std::sync::Arc;
 
