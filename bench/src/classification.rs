@@ -117,6 +117,7 @@ fn in_process(classifier: &Classifier, source: &str, texts: Vec<String>) -> Row 
     }
 }
 
+// Long on purpose: a benchmark reads best as one script: set up, load, measure, report.
 async fn through_service(total: usize) -> anyhow::Result<Row> {
     let env = TestEnv::new().await;
     let shutdown = CancellationToken::new();

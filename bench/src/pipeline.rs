@@ -37,6 +37,7 @@ pub async fn run() -> anyhow::Result<()> {
     )
 }
 
+// Long on purpose: a benchmark reads best as one script: set up, load, measure, report.
 async fn one(total: usize, in_flight: usize) -> anyhow::Result<Row> {
     let suite = Suite::start(&[
         ("REDRESS_CLASSIFICATION_REVIEW_THRESHOLD", "0.0"),

@@ -63,6 +63,7 @@ pub async fn run() -> anyhow::Result<()> {
     )
 }
 
+// Long on purpose: a benchmark reads best as one script: set up, load, measure, report.
 async fn one(batch: usize, total: usize, rate: Option<u32>) -> anyhow::Result<Row> {
     let env = TestEnv::new().await;
     let producer = Database::connect(

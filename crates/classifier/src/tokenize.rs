@@ -164,6 +164,8 @@ pub fn is_marker(word: &str) -> bool {
 /// `xx/xx/xxxx` (and `xx/xx/0`) → [`MARK_DATE`], `xxxx` (also `xxxx-xxxx`) → [`MARK_REDACT`],
 /// `{$0}` / `$0` → [`MARK_AMOUNT`]. A run is only rewritten when it stands alone (not glued to
 /// other letters or digits). Text without such runs is returned unchanged.
+// Long on purpose: one left-to-right scan whose states share the position and the output;
+// split into functions they would pass all of it back and forth.
 pub fn mark_redactions(normalized: &str) -> std::borrow::Cow<'_, str> {
     let in_run = |c: char| matches!(c, 'x' | '0' | '/' | '-' | '$' | '{' | '}' | '.' | ',');
     if !normalized.contains("xx") && !normalized.contains('$') {

@@ -110,6 +110,7 @@ fn event_message(t: &EventType) -> Value {
 }
 
 /// The document.
+// Long on purpose: the document's skeleton as one JSON literal, in the order the spec reads.
 pub fn document() -> Value {
     let mut channels = Map::new();
     let mut operations = Map::new();

@@ -230,6 +230,7 @@ enum Verb {
     },
 }
 
+// Long on purpose: one short arm per subcommand, so the whole command table reads in one place.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let channel = args
         .target

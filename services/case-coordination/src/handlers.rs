@@ -17,8 +17,8 @@ use redress_proto::{
     cases::v1 as api,
     common::v1::{Actor, Channel, Severity},
     events::v1::{
-        CaseCreated, CaseReclassified, ComplaintClassified, ComplaintReclassified,
-        ComplaintWithdrawn, DuplicateSuspected,
+        CaseCreated, CaseReclassified, Classification, ComplaintClassified, ComplaintReclassified,
+        ComplaintSummary, ComplaintWithdrawn, DuplicateSuspected, TaxonomyLabel,
     },
 };
 use redress_runtime::{
@@ -128,45 +128,13 @@ pub async fn open(
     let complaint = c
         .complaint
         .ok_or_else(|| CaseError::invalid("complaint", "required"))?;
-    let complaint_id = complaint_id(&complaint.complaint_id)?;
-    let received_at = complaint
-        .received_at
-        .as_ref()
-        .and_then(from_timestamp)
-        .ok_or_else(|| CaseError::invalid("receivedAt", "required: every deadline starts there"))?;
     let classification = c.classification.unwrap_or_default();
-    let code = |l: &Option<redress_proto::events::v1::TaxonomyLabel>| {
-        l.as_ref().map(|l| l.code.clone()).unwrap_or_default()
-    };
-    let category = code(&classification.category);
-    let cause = code(&classification.cause);
-    let severity = Severity::try_from(classification.severity).unwrap_or(Severity::Unspecified);
-    let channel = complaint.channel();
-    let snapshot = api::Case {
-        first_receiver: format!("channel:{}", channel.token()),
-        category_code: category.clone(),
-        cause_code: cause.clone(),
-        product: classification.product.clone(),
-        needs_classification_review: classification.needs_review,
-        queue: TRIAGE.into(),
-        complaint: Some(complaint.clone()),
-        ..Default::default()
-    };
-    let now = Utc::now();
-    let mut case = CaseRecord {
-        id: Uuid::now_v7(),
-        complaint_id,
-        version: 0,
-        state: State::Registered,
-        department: TRIAGE.into(),
-        handler: None,
-        severity,
-        received_at,
-        breached_at: None,
-        created_at: now,
-        updated_at: now,
-        snapshot,
-    };
+    let mut case = new_case(&complaint, &classification)?;
+    let (category, cause) = (
+        case.snapshot.category_code.clone(),
+        case.snapshot.cause_code.clone(),
+    );
+    let (severity, channel) = (case.severity, complaint.channel());
     if !store::insert(conn, &case).await? {
         return Ok(None);
     }
@@ -207,12 +175,51 @@ pub async fn open(
     })];
     changes.extend(assigned);
     // A withdrawal that overtook the classification ends the case as soon as it opens.
-    if let Some(reason) = store::take_early_withdrawal(conn, complaint_id).await? {
+    if let Some(reason) = store::take_early_withdrawal(conn, case.complaint_id).await? {
         case.state = State::Withdrawn;
         changes.push(rules::withdrawn(reason));
     }
     store::commit(conn, &shared.clocks, &mut case, &actor, changes).await?;
     Ok(Some(case))
+}
+
+/// The case a classified complaint opens with: registered, with the triage desk.
+fn new_case(
+    complaint: &ComplaintSummary,
+    classification: &Classification,
+) -> Result<CaseRecord, CaseError> {
+    let complaint_id = complaint_id(&complaint.complaint_id)?;
+    let received_at = complaint
+        .received_at
+        .as_ref()
+        .and_then(from_timestamp)
+        .ok_or_else(|| CaseError::invalid("receivedAt", "required: every deadline starts there"))?;
+    let code = |l: &Option<TaxonomyLabel>| l.as_ref().map(|l| l.code.clone()).unwrap_or_default();
+    let snapshot = api::Case {
+        first_receiver: format!("channel:{}", complaint.channel().token()),
+        category_code: code(&classification.category),
+        cause_code: code(&classification.cause),
+        product: classification.product.clone(),
+        needs_classification_review: classification.needs_review,
+        queue: TRIAGE.into(),
+        complaint: Some(complaint.clone()),
+        ..Default::default()
+    };
+    let now = Utc::now();
+    Ok(CaseRecord {
+        id: Uuid::now_v7(),
+        complaint_id,
+        version: 0,
+        state: State::Registered,
+        department: TRIAGE.into(),
+        handler: None,
+        severity: Severity::try_from(classification.severity).unwrap_or(Severity::Unspecified),
+        received_at,
+        breached_at: None,
+        created_at: now,
+        updated_at: now,
+        snapshot,
+    })
 }
 
 async fn reclassify(

@@ -153,7 +153,8 @@ fn complaint(row: &PgRow) -> Result<ComplaintSummary, StoreError> {
         description: row.try_get("description")?,
         desired_resolution: row.try_get("desired_resolution")?,
         amount_in_dispute: amount,
-        attachments: serde_json::from_value(row.try_get("attachments")?).unwrap_or_default(),
+        attachments: serde_json::from_value(row.try_get("attachments")?)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         regulator_ref: row.try_get("regulator_ref")?,
         incident_at: row
             .try_get::<Option<DateTime<Utc>>, _>("incident_at")?

@@ -172,93 +172,8 @@ pub fn validate(
 ) -> Result<Registration, Violations> {
     let mut v = Violations::default();
     let s = submission;
-
-    let channel = Channel::try_from(s.channel)
-        .ok()
-        .filter(|c| *c != Channel::Unspecified);
-    let valid_channels = Channel::tokens();
-    match (channel, subject_channel) {
-        (_, Some(token)) if Channel::from_token(token).is_none() => v.add(
-            "channel",
-            code::UNKNOWN_VALUE,
-            format!(
-                "the subject names no channel: publish on redress.intake.v1.submit.<channel>, \
-                 one of {valid_channels}"
-            ),
-        ),
-        (None, _) => v.add(
-            "channel",
-            code::UNKNOWN_VALUE,
-            format!("not a channel; the channels are {valid_channels} (CHANNEL_APP …)"),
-        ),
-        (Some(c), Some(token)) if c.token() != token => v.add(
-            "channel",
-            code::MISMATCH,
-            format!(
-                "{} was published on another channel's subject",
-                c.as_str_name()
-            ),
-        ),
-        _ => {}
-    }
-    text(
-        &mut v,
-        "channelRef",
-        &s.channel_ref,
-        limits::SHORT_CHARS,
-        true,
-        TextKind::Line,
-    );
-
-    let received_at = match s.received_at.as_ref() {
-        None => now,
-        Some(ts) => match from_timestamp(ts) {
-            None => {
-                v.add("receivedAt", code::OUT_OF_RANGE, "not a valid timestamp");
-                now
-            }
-            Some(t) if t > now + Duration::seconds(limits::CLOCK_SKEW_SECONDS) => {
-                v.add(
-                    "receivedAt",
-                    code::IN_FUTURE,
-                    "a complaint cannot be received in the future",
-                );
-                now
-            }
-            Some(t) if t < now - rules.max_backdate || t.timestamp() < EARLIEST_SECONDS => {
-                v.add(
-                    "receivedAt",
-                    code::TOO_OLD,
-                    format!(
-                        "more than {} days before registration (REDRESS_INTAKE_MAX_BACKDATE): \
-                         give the day the channel received it",
-                        rules.max_backdate.num_days()
-                    ),
-                );
-                now
-            }
-            Some(t) => t,
-        },
-    };
-    let incident_at = s
-        .incident_at
-        .as_ref()
-        .and_then(|ts| match from_timestamp(ts) {
-            None => {
-                v.add("incidentAt", code::OUT_OF_RANGE, "not a valid timestamp");
-                None
-            }
-            Some(t) if t > now + Duration::seconds(limits::CLOCK_SKEW_SECONDS) => {
-                v.add(
-                    "incidentAt",
-                    code::IN_FUTURE,
-                    "an incident cannot happen in the future",
-                );
-                None
-            }
-            Some(t) => Some(t),
-        });
-
+    let channel = check_channel(&mut v, s.channel, subject_channel);
+    let (received_at, incident_at) = check_times(&mut v, &s, now, &rules);
     let kind = match ComplaintKind::try_from(s.kind) {
         Ok(ComplaintKind::Unspecified) => ComplaintKind::Complaint,
         Ok(kind) => kind,
@@ -271,63 +186,7 @@ pub fn validate(
             ComplaintKind::Complaint
         }
     };
-
-    text(
-        &mut v,
-        "product",
-        &s.product,
-        limits::SHORT_CHARS,
-        false,
-        TextKind::Line,
-    );
-    text(
-        &mut v,
-        "title",
-        &s.title,
-        limits::TITLE_CHARS,
-        false,
-        TextKind::Line,
-    );
-    text(
-        &mut v,
-        "description",
-        &s.description,
-        limits::DESCRIPTION_CHARS,
-        true,
-        TextKind::Prose,
-    );
-    text(
-        &mut v,
-        "desiredResolution",
-        &s.desired_resolution,
-        limits::RESOLUTION_CHARS,
-        false,
-        TextKind::Prose,
-    );
-    text(&mut v, "locale", &s.locale, 35, false, TextKind::Line);
-    if !s.locale.is_empty() && !is_language_tag(&s.locale) {
-        v.add(
-            "locale",
-            code::INVALID_FORMAT,
-            "not a BCP 47 language tag such as zh-CN or en-US",
-        );
-    }
-    text(
-        &mut v,
-        "regulatorRef",
-        &s.regulator_ref,
-        limits::SHORT_CHARS,
-        false,
-        TextKind::Line,
-    );
-    if channel == Some(Channel::RegulatorReferral) && s.regulator_ref.trim().is_empty() {
-        v.add(
-            "regulatorRef",
-            code::REQUIRED,
-            "a regulator referral must carry the regulator's reference",
-        );
-    }
-
+    check_texts(&mut v, &s, channel);
     let amount = s.amount_in_dispute.clone();
     if let Some(Err(found)) = amount.as_ref().map(|m| m.check("amountInDispute")) {
         v.0.extend(found.0);
@@ -365,6 +224,157 @@ pub fn validate(
         incident_at,
         locale: s.locale,
     })
+}
+
+/// The message's channel, which must be one and match the subject's (None when it is not).
+fn check_channel(
+    v: &mut Violations,
+    channel: i32,
+    subject_channel: Option<&str>,
+) -> Option<Channel> {
+    let channel = Channel::try_from(channel)
+        .ok()
+        .filter(|c| *c != Channel::Unspecified);
+    let valid_channels = Channel::tokens();
+    match (channel, subject_channel) {
+        (_, Some(token)) if Channel::from_token(token).is_none() => v.add(
+            "channel",
+            code::UNKNOWN_VALUE,
+            format!(
+                "the subject names no channel: publish on redress.intake.v1.submit.<channel>, \
+                 one of {valid_channels}"
+            ),
+        ),
+        (None, _) => v.add(
+            "channel",
+            code::UNKNOWN_VALUE,
+            format!("not a channel; the channels are {valid_channels} (CHANNEL_APP …)"),
+        ),
+        (Some(c), Some(token)) if c.token() != token => v.add(
+            "channel",
+            code::MISMATCH,
+            format!(
+                "{} was published on another channel's subject",
+                c.as_str_name()
+            ),
+        ),
+        _ => {}
+    }
+    channel
+}
+
+/// When the channel received it (now when not given) and when the incident happened.
+fn check_times(
+    v: &mut Violations,
+    s: &ComplaintSubmission,
+    now: DateTime<Utc>,
+    rules: &Rules,
+) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+    let skew = Duration::seconds(limits::CLOCK_SKEW_SECONDS);
+    let received_at = match s.received_at.as_ref() {
+        None => now,
+        Some(ts) => match from_timestamp(ts) {
+            None => {
+                v.add("receivedAt", code::OUT_OF_RANGE, "not a valid timestamp");
+                now
+            }
+            Some(t) if t > now + skew => {
+                v.add(
+                    "receivedAt",
+                    code::IN_FUTURE,
+                    "a complaint cannot be received in the future",
+                );
+                now
+            }
+            Some(t) if t < now - rules.max_backdate || t.timestamp() < EARLIEST_SECONDS => {
+                v.add(
+                    "receivedAt",
+                    code::TOO_OLD,
+                    format!(
+                        "more than {} days before registration (REDRESS_INTAKE_MAX_BACKDATE): \
+                         give the day the channel received it",
+                        rules.max_backdate.num_days()
+                    ),
+                );
+                now
+            }
+            Some(t) => t,
+        },
+    };
+    let incident_at = s
+        .incident_at
+        .as_ref()
+        .and_then(|ts| match from_timestamp(ts) {
+            None => {
+                v.add("incidentAt", code::OUT_OF_RANGE, "not a valid timestamp");
+                None
+            }
+            Some(t) if t > now + skew => {
+                v.add(
+                    "incidentAt",
+                    code::IN_FUTURE,
+                    "an incident cannot happen in the future",
+                );
+                None
+            }
+            Some(t) => Some(t),
+        });
+    (received_at, incident_at)
+}
+
+/// Lengths and characters of the free-text and reference fields.
+fn check_texts(v: &mut Violations, s: &ComplaintSubmission, channel: Option<Channel>) {
+    use TextKind::{Line, Prose};
+    let fields = [
+        (
+            "channelRef",
+            &s.channel_ref,
+            limits::SHORT_CHARS,
+            true,
+            Line,
+        ),
+        ("product", &s.product, limits::SHORT_CHARS, false, Line),
+        ("title", &s.title, limits::TITLE_CHARS, false, Line),
+        (
+            "description",
+            &s.description,
+            limits::DESCRIPTION_CHARS,
+            true,
+            Prose,
+        ),
+        (
+            "desiredResolution",
+            &s.desired_resolution,
+            limits::RESOLUTION_CHARS,
+            false,
+            Prose,
+        ),
+        ("locale", &s.locale, 35, false, Line),
+        (
+            "regulatorRef",
+            &s.regulator_ref,
+            limits::SHORT_CHARS,
+            false,
+            Line,
+        ),
+    ];
+    for (field, value, max, required, kind) in fields {
+        text(v, field, value, max, required, kind);
+    }
+    if !s.locale.is_empty() && !is_language_tag(&s.locale) {
+        v.add(
+            "locale",
+            code::INVALID_FORMAT,
+            "not a BCP 47 language tag such as zh-CN or en-US",
+        );
+    }
+    if channel == Some(Channel::RegulatorReferral) && s.regulator_ref.trim().is_empty() {
+        v.add(
+            "regulatorRef",
+            code::REQUIRED,
+            "a regulator referral must carry the regulator's reference",
+        );
+    }
 }
 
 /// Length and character checks of one text field (see [`check_text`]).
@@ -475,49 +485,17 @@ fn check_consumer(
             Vulnerability::default(),
         );
     };
-    text(
-        v,
-        "consumer.name",
-        &c.name,
-        limits::NAME_CHARS,
-        false,
-        TextKind::Line,
-    );
-    text(
-        v,
-        "consumer.customerId",
-        &c.customer_id,
-        limits::SHORT_CHARS,
-        false,
-        TextKind::Line,
-    );
-    text(
-        v,
-        "consumer.address",
-        &c.address,
-        limits::ADDRESS_CHARS,
-        false,
-        TextKind::Line,
-    );
-    text(
-        v,
-        "consumer.language",
-        &c.language,
-        35,
-        false,
-        TextKind::Line,
-    );
-
-    let phone = match c.phone.trim() {
-        "" => String::new(),
-        raw => match Phone::parse(raw) {
-            Some(p) => p.as_str().to_owned(),
-            None => {
-                v.add("consumer.phone", code::INVALID_FORMAT, "a mainland mobile number (11 digits, 13x–19x) or an E.164 number (+ country code, at most 15 digits)");
-                String::new()
-            }
-        },
-    };
+    use TextKind::Line;
+    let fields = [
+        ("consumer.name", &c.name, limits::NAME_CHARS),
+        ("consumer.customerId", &c.customer_id, limits::SHORT_CHARS),
+        ("consumer.address", &c.address, limits::ADDRESS_CHARS),
+        ("consumer.language", &c.language, 35),
+    ];
+    for (field, value, max) in fields {
+        text(v, field, value, max, false, Line);
+    }
+    let phone = check_phone(v, &c.phone);
     let email = match c.email.trim() {
         "" => String::new(),
         raw if raw.len() <= 254 && raw.parse::<email_address::EmailAddress>().is_ok() => {
@@ -532,36 +510,7 @@ fn check_consumer(
             String::new()
         }
     };
-    let id_number = match c.id_number.trim() {
-        "" => String::new(),
-        raw => match ResidentId::parse(raw) {
-            Ok(id) => id.as_str().to_owned(),
-            Err(ResidentIdError::Format) => {
-                v.add(
-                    "consumer.idNumber",
-                    code::INVALID_FORMAT,
-                    "18 characters: 17 digits and a digit or X",
-                );
-                String::new()
-            }
-            Err(ResidentIdError::BirthDate) => {
-                v.add(
-                    "consumer.idNumber",
-                    code::INVALID_FORMAT,
-                    "the birth date in it is not a real date",
-                );
-                String::new()
-            }
-            Err(ResidentIdError::Checksum) => {
-                v.add(
-                    "consumer.idNumber",
-                    code::CHECKSUM,
-                    "the GB 11643 check character does not match",
-                );
-                String::new()
-            }
-        },
-    };
+    let id_number = check_id_number(v, &c.id_number);
     let preferred = ContactMethod::try_from(c.preferred_contact).unwrap_or_else(|_| {
         v.add(
             "consumer.preferredContact",
@@ -594,6 +543,48 @@ fn check_consumer(
         c.language.clone(),
         c.vulnerable.unwrap_or_default(),
     )
+}
+
+fn check_phone(v: &mut Violations, phone: &str) -> String {
+    match phone.trim() {
+        "" => String::new(),
+        raw => match Phone::parse(raw) {
+            Some(p) => p.as_str().to_owned(),
+            None => {
+                v.add(
+                    "consumer.phone",
+                    code::INVALID_FORMAT,
+                    "a mainland mobile number (11 digits, 13x–19x) or an E.164 number \
+                     (+ country code, at most 15 digits)",
+                );
+                String::new()
+            }
+        },
+    }
+}
+
+fn check_id_number(v: &mut Violations, id_number: &str) -> String {
+    let raw = id_number.trim();
+    if raw.is_empty() {
+        return String::new();
+    }
+    let (code, reason) = match ResidentId::parse(raw) {
+        Ok(id) => return id.as_str().to_owned(),
+        Err(ResidentIdError::Format) => (
+            code::INVALID_FORMAT,
+            "18 characters: 17 digits and a digit or X",
+        ),
+        Err(ResidentIdError::BirthDate) => (
+            code::INVALID_FORMAT,
+            "the birth date in it is not a real date",
+        ),
+        Err(ResidentIdError::Checksum) => (
+            code::CHECKSUM,
+            "the GB 11643 check character does not match",
+        ),
+    };
+    v.add("consumer.idNumber", code, reason);
+    String::new()
 }
 
 /// A loose BCP 47 check: letters, digits and hyphens, starting with a 2–3 letter language.

@@ -137,11 +137,13 @@ impl Publisher {
         let subject = self
             .bus
             .subject(&format!("redress.intake.v1.submit.{channel}"));
-        let reply = self
-            .bus
-            .client()
-            .request_with_headers(subject, Self::headers(channel_ref, json), payload)
-            .await;
+        // A generous deadline: a thousand requests at once on a loaded machine may take longer
+        // than the client's default 10 s, and this is not a latency test.
+        let request = async_nats::Request::new()
+            .headers(Self::headers(channel_ref, json))
+            .payload(payload)
+            .timeout(Some(std::time::Duration::from_secs(120)));
+        let reply = self.bus.client().send_request(subject, request).await;
         let reply = match reply {
             Ok(reply) => reply,
             Err(error) => panic!("no reply from intake: {error}"),
