@@ -99,7 +99,7 @@ async fn personal_data_planted_in_every_field_never_leaves_the_vault() {
     // Refused: wrong-typed and mis-shaped JSON carrying personal data.
     for (n, body) in [
         format!(r#"{{"channel":"CHANNEL_WEB","channelRef":"j1","description":"d","consumer":{{"phone":{PHONE}}}}}"#),
-        format!(r#"{{"channel":"CHANNEL_WEB","channelRef":"j2","description":"d","consumer":{{"idNumber":110105194912310020}}}}"#),
+        r#"{"channel":"CHANNEL_WEB","channelRef":"j2","description":"d","consumer":{"idNumber":110105194912310020}}"#.to_owned(),
         format!(r#"{{"channel":"CHANNEL_WEB","channelRef":"j3","description":"d","consumer":"{NAME} {PHONE} {EMAIL}"}}"#),
     ]
     .into_iter()
@@ -206,7 +206,8 @@ async fn hostile_values_and_subjects_get_violations_never_silence() {
         seconds: (y - 1970) * 31_556_952,
         nanos: 0,
     };
-    let cases: Vec<(fn(&mut ComplaintSubmission), &str, &str)> = vec![
+    type Case = (fn(&mut ComplaintSubmission), &'static str, &'static str);
+    let cases: Vec<Case> = vec![
         (
             |s| s.title = "退款\u{202E}gnp.exe".into(),
             "title",
