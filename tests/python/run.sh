@@ -58,3 +58,11 @@ ok = line["subject"] == "redress.case.v1.risk-control.assigned" and header["depa
 print(("ok    " if ok else "FAIL  ") + "a department's Python consumer decodes its case_assigned event")
 sys.exit(0 if ok else 1)
 PY
+
+# The same consumer in Rust (proto/examples/department_subscriber.rs), built with this crate.
+cargo build -q -p redress-proto --example department_subscriber
+rust_events=$(timeout 120 "$root/target/debug/examples/department_subscriber" risk-control "$nats_url" "$ns" case_assigned)
+case "$(printf '%s\n' "$rust_events" | tail -n 1)" in
+  *'"subject":"redress.case.v1.risk-control.assigned"'*'"type":"case_assigned"'*) echo "ok    a department's Rust consumer decodes its case_assigned event" ;;
+  *) echo "FAIL  the Rust department consumer did not end on case_assigned: $rust_events"; exit 1 ;;
+esac
