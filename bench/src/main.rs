@@ -3,6 +3,7 @@
 //! `target/bench/<name>.json`.
 //!
 //! ```text
+//! redress-bench ceiling         what this machine's Postgres and JetStream allow (same run)
 //! redress-bench runtime         outbox → JetStream → inbox, batch sizes 1 and 50
 //! redress-bench intake          submissions/s and publish → `received` latency
 //! redress-bench classification  complaints/s per core in-process, and through the service
@@ -10,6 +11,7 @@
 //! redress-bench all
 //! ```
 
+mod ceiling;
 mod classification;
 mod intake;
 mod pipeline;
@@ -26,6 +28,7 @@ struct Cli {
 
 #[derive(Subcommand, Clone, Copy, PartialEq)]
 enum Which {
+    Ceiling,
     Runtime,
     Intake,
     Classification,
@@ -36,6 +39,9 @@ enum Which {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let which = Cli::parse().which;
+    if matches!(which, Which::Ceiling | Which::All) {
+        ceiling::run().await?;
+    }
     if matches!(which, Which::Runtime | Which::All) {
         runtime::run().await?;
     }

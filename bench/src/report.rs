@@ -27,10 +27,21 @@ pub fn write(name: &str, title: &str, rows: &[Row]) -> anyhow::Result<()> {
     println!("\n{title}\n");
     println!("| case | count | per second | p50 ms | p99 ms |");
     println!("|---|---:|---:|---:|---:|");
+    let ms = |v: f64| {
+        if v.is_nan() {
+            "—".to_owned()
+        } else {
+            format!("{v:.3}")
+        }
+    };
     for r in rows {
         println!(
-            "| {} | {} | {:.0} | {:.3} | {:.3} |",
-            r.case, r.count, r.per_second, r.p50_ms, r.p99_ms
+            "| {} | {} | {:.0} | {} | {} |",
+            r.case,
+            r.count,
+            r.per_second,
+            ms(r.p50_ms),
+            ms(r.p99_ms)
         );
     }
     let dir = PathBuf::from("target/bench");

@@ -23,7 +23,9 @@ async fn main() -> Result<(), Error> {
     let department = args
         .next()
         .ok_or("usage: department_subscriber <department> [nats-url] [namespace] [until]")?;
-    let url = args.next().unwrap_or_else(|| "nats://127.0.0.1:4222".into());
+    let url = args
+        .next()
+        .unwrap_or_else(|| "nats://127.0.0.1:4222".into());
     let namespace = args.next().unwrap_or_default();
     let until = args.next();
     let (prefix, stream) = match namespace.as_str() {

@@ -10,6 +10,7 @@
 //! redress token --role specialist          a bearer token (development key, or --key)
 //! redress keys generate jwt | intake       keys for a deployment
 //! redress intake rotate-key                re-seal personal data (runs redress-intake)
+//! redress load --rate 500 --duration 60s    realistic complaints; receipt and case latencies
 //! redress doctor                           is NATS (JetStream) and Postgres there?
 //! redress asyncapi                         the bus contract as an AsyncAPI 3 document
 //! ```
@@ -23,6 +24,7 @@ mod doctor;
 mod events;
 mod grpc;
 mod keys;
+mod load;
 mod review;
 mod submit;
 mod token;
@@ -75,6 +77,8 @@ enum Command {
         #[command(subcommand)]
         command: IntakeCommand,
     },
+    /// Submit realistic complaints at a rate or N at once, and measure receipt and case latencies.
+    Load(load::Args),
     /// Check that NATS with JetStream and Postgres answer, and say what is wrong.
     Doctor(doctor::Args),
     /// Print the bus contract as an AsyncAPI 3 document (docs/asyncapi.json).
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
             Command::Intake {
                 command: IntakeCommand::RotateKey,
             } => tools::run_service_command("redress-intake", &["rotate-key"]),
+            Command::Load(args) => load::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Asyncapi => asyncapi::run(),
         }
