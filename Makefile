@@ -5,7 +5,7 @@ ENV := .redress/env
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps run test test-rust test-python test-quickstart lint check-tree bench eval stop clean
+.PHONY: help deps run test test-rust test-python test-quickstart lint check-tree bench chaos eval stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ check-tree: ## no machine-only paths in tracked files; queries are checked at ru
 
 bench: deps ## benchmarks; tables and JSON under target/bench/
 	@source $(ENV) && $(CARGO) run --release --locked -p redress-bench -- all
+
+chaos: deps ## kill, pause and starve every part under load; prints fault / recovered in / lost / duplicated
+	@source $(ENV) && $(CARGO) run --release --locked -p redress-e2e --bin redress-chaos
 
 stop: ## stop the NATS and Postgres that `make deps` started
 	@bash deploy/local/stop.sh

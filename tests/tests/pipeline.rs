@@ -99,8 +99,8 @@ async fn submit(bus: &redress_runtime::Bus, channel_ref: &str, text: &str, phone
 
 #[tokio::test]
 async fn a_complaint_from_a_channel_reaches_its_department_and_only_its_department() {
-    // Route everything the model decides (the review threshold is configuration).
-    let suite = Suite::start(&[("REDRESS_CLASSIFICATION_REVIEW_THRESHOLD", "0.0")]).await;
+    // Route everything the model decides (how sure it must be is configuration).
+    let suite = Suite::start(&[("REDRESS_CLASSIFICATION_TARGET_PRECISION", "0")]).await;
     let bus = suite.env.bus().await;
     let collections = subscribe(&suite, &bus, "redress.case.v1.collections.>").await;
     let everything = subscribe(&suite, &bus, "redress.case.v1.>").await;

@@ -60,6 +60,16 @@ impl TestEnv {
         }
     }
 
+    /// The test's own database (every service's schema is in it).
+    pub fn database_name(&self) -> &str {
+        &self.database
+    }
+
+    /// A superuser connection to the server (not to the test's database).
+    pub async fn admin(&self) -> Result<sqlx::PgConnection, sqlx::Error> {
+        self.admin.connect().await
+    }
+
     /// Runtime settings for a service under test: free ports, the development key, quick
     /// retries.
     pub fn runtime_config(&self) -> RuntimeConfig {
