@@ -26,6 +26,7 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE: &str = "30s";
     pub const CONSUMER_MAX_ATTEMPTS: u32 = 5;
     pub const CONSUMER_BATCH: usize = 50;
+    pub const CONSUMER_CONCURRENCY: u16 = 1;
     pub const CONSUMER_BACKOFF: &str = "1s";
     pub const CONSUMER_ACK_WAIT: &str = "30s";
 }
@@ -182,6 +183,12 @@ pub struct ConsumerTuning {
     #[arg(long, env = "REDRESS_CONSUMER_ACK_WAIT", default_value = defaults::CONSUMER_ACK_WAIT,
           value_parser = parse_duration)]
     pub ack_wait: Duration,
+
+    /// Batches each consumer applies at once (each in its own transaction). Above 1, the
+    /// messages of one stream are applied out of order, as with several replicas.
+    #[arg(long, env = "REDRESS_CONSUMER_CONCURRENCY", default_value_t = defaults::CONSUMER_CONCURRENCY,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

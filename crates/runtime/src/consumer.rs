@@ -426,12 +426,26 @@ pub async fn run<H: Handler>(
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
     let consumer = declare(&bus, &spec).await?;
-    let worker = Worker {
+    let worker = Arc::new(Worker {
         bus,
         db,
         spec,
         handler,
-    };
+    });
+    // Several pull loops on one durable consumer: the server hands each its own messages.
+    let mut loops = tokio::task::JoinSet::new();
+    for _ in 0..worker.spec.tuning.concurrency.max(1) {
+        loops.spawn(pull(consumer.clone(), worker.clone(), shutdown.clone()));
+    }
+    while loops.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn pull<H: Handler>(
+    consumer: async_nats::jetstream::consumer::PullConsumer,
+    worker: Arc<Worker<H>>,
+    shutdown: CancellationToken,
+) {
     while !shutdown.is_cancelled() {
         let messages = consumer
             .stream()
@@ -452,7 +466,7 @@ pub async fn run<H: Handler>(
         };
         loop {
             let chunk = tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
+                _ = shutdown.cancelled() => return,
                 chunk = chunks.next() => chunk,
             };
             let Some(chunk) = chunk else { break };
@@ -468,7 +482,6 @@ pub async fn run<H: Handler>(
             }
         }
     }
-    Ok(())
 }
 
 /// Creates the durable consumer or brings its configuration up to date.

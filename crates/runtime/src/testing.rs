@@ -82,6 +82,7 @@ impl TestEnv {
             batch: 50,
             backoff: Duration::from_millis(50),
             ack_wait: Duration::from_secs(5),
+            concurrency: 1,
         };
         config
     }

@@ -585,3 +585,75 @@ async fn two_consumers_on_one_durable_share_the_work_without_double_effects() {
     );
     env.cleanup().await;
 }
+
+/// A handler that takes a while, and notes how many of it ran at once.
+struct Slow {
+    running: Arc<AtomicU32>,
+    most: Arc<AtomicU32>,
+}
+
+impl Handler for Slow {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        delivery: &Delivery,
+    ) -> Result<(), HandleError> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        // Simulated work, so that concurrent batches overlap.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        sqlx::query("INSERT INTO effects (message_id, worker) VALUES ($1, 'slow')")
+            .bind(delivery.message_id())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_with_concurrent_batches_applies_each_message_once() {
+    let env = TestEnv::new().await;
+    let db = effects_db(&env).await;
+    let bus = env.bus().await;
+    let mut spec = spec(&env, "concurrent", 5);
+    spec.tuning.concurrency = 4;
+    consumer::declare(&bus, &spec).await.ok();
+    let messages: Vec<Outgoing> = (0..200)
+        .map(|n| {
+            let (id, payload) = withdrawn_event(n);
+            outgoing(&id, payload)
+        })
+        .collect();
+    bus.publish_all(messages).await;
+
+    let (running, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let handler = Arc::new(Slow {
+        running,
+        most: most.clone(),
+    });
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(consumer::run(bus, db.clone(), spec, handler, stop.clone()));
+    eventually("200 effects", WAIT, || async {
+        let n = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM effects")
+            .fetch_one(db.pool())
+            .await
+            .unwrap_or(0);
+        (n >= 200).then_some(())
+    })
+    .await;
+    stop.cancel();
+    task.await.ok();
+    let (total, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT message_id) FROM effects")
+            .fetch_one(db.pool())
+            .await
+            .unwrap_or((-1, -1));
+    assert_eq!((total, distinct), (200, 200), "each message applied once");
+    assert!(
+        most.load(Ordering::SeqCst) > 1,
+        "batches overlapped (most at once: {})",
+        most.load(Ordering::SeqCst)
+    );
+    env.cleanup().await;
+}
