@@ -318,11 +318,18 @@ async fn the_durable_path_acknowledges_stored_and_registers_once() {
         assert!(ack.is_ok(), "the PubAck means stored: {ack:?}");
     }
     let pool = pool(&env).await;
-    eventually("registered once, the stream drained", WAIT, || async {
-        let registered = count(&pool, "SELECT count(*) FROM complaints").await == 1;
-        let drained = stream_count(&channel.bus, &bus::INTAKE_DURABLE).await == 0;
-        (registered && drained).then_some(())
-    })
+    // The event leaves through the outbox relay, after the row is committed:
+    // wait for all three, then check there is exactly one.
+    eventually(
+        "registered once, the stream drained, one event",
+        WAIT,
+        || async {
+            let registered = count(&pool, "SELECT count(*) FROM complaints").await == 1;
+            let drained = stream_count(&channel.bus, &bus::INTAKE_DURABLE).await == 0;
+            let published = !received(&channel.bus).await.is_empty();
+            (registered && drained && published).then_some(())
+        },
+    )
     .await;
     assert_eq!(received(&channel.bus).await.len(), 1);
     intake.stop().await;
