@@ -2,12 +2,13 @@
 //! `redress load` as an operator would drive a deployment: realistic complaints submitted as
 //! requests, from the publish to the receipt and to the `case.assigned` event.
 
-use redress_e2e::{Suite, binary_path};
+use redress_e2e::{SERVICES, Suite, binary_path};
 
 use crate::report::{Row, write};
 
 pub async fn run() -> anyhow::Result<()> {
     let mut rows = Vec::new();
+    let mut memory = Vec::new();
     for (label, args) in [
         (
             "closed loop, 64 in flight",
@@ -22,16 +23,76 @@ pub async fn run() -> anyhow::Result<()> {
             vec!["--rate", "500", "--duration", "10s", "--in-flight", "4096"],
         ),
     ] {
-        rows.extend(one(label, &args).await?);
+        let (figures, rss) = one(label, &args).await?;
+        rows.extend(figures);
+        memory.extend(rss.into_iter().map(|m| (label, m)));
     }
     write(
         "pipeline",
         "Pipeline (3 processes, `redress load`): channel request → receipt / case.assigned",
         &rows,
-    )
+    )?;
+    println!("\nMemory per process (MiB): idle after start-up, after the load, peak\n");
+    println!("| scenario | service | idle | after | peak |");
+    println!("|---|---|---:|---:|---:|");
+    for (label, m) in &memory {
+        println!(
+            "| {label} | {} | {:.1} | {:.1} | {:.1} |",
+            m.service, m.idle, m.after, m.peak
+        );
+    }
+    std::fs::write(
+        "target/bench/memory.json",
+        serde_json::to_string_pretty(&serde_json::json!(
+            memory
+                .iter()
+                .map(|(label, m)| serde_json::json!({
+                    "scenario": label, "service": m.service,
+                    "idle_mib": m.idle, "after_mib": m.after, "peak_mib": m.peak,
+                }))
+                .collect::<Vec<_>>()
+        ))?,
+    )?;
+    Ok(())
 }
 
-async fn one(label: &str, args: &[&str]) -> anyhow::Result<Vec<Row>> {
+/// Resident memory of one service process, in MiB.
+struct Memory {
+    service: &'static str,
+    idle: f64,
+    after: f64,
+    peak: f64,
+}
+
+/// `VmRSS` and `VmHWM` (the peak) of a process, in MiB, from `/proc` (Linux only; NaN
+/// elsewhere).
+fn rss(pid: Option<u32>) -> (f64, f64) {
+    let status = pid
+        .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn pids(suite: &Suite) -> Vec<(&'static str, Option<u32>)> {
+    SERVICES
+        .iter()
+        .flat_map(|(binary, _)| {
+            suite
+                .replicas(binary)
+                .into_iter()
+                .map(|i| (*binary, suite.pid(i)))
+        })
+        .collect()
+}
+
+async fn one(label: &str, args: &[&str]) -> anyhow::Result<(Vec<Row>, Vec<Memory>)> {
     // Every classification skips review, so every case is routed: the figure is the whole
     // path to a department, not the triage desk's.
     let suite = Suite::start(&[
@@ -40,6 +101,10 @@ async fn one(label: &str, args: &[&str]) -> anyhow::Result<Vec<Row>> {
         ("RUST_LOG", "warn,redress_runtime::service=info"),
     ])
     .await;
+    let idle: Vec<f64> = pids(&suite)
+        .into_iter()
+        .map(|(_, pid)| rss(pid).0)
+        .collect();
     let output = suite
         .env
         .command(binary_path("redress", "redress"))
@@ -56,6 +121,19 @@ async fn one(label: &str, args: &[&str]) -> anyhow::Result<Vec<Row>> {
         ])
         .output()
         .await?;
+    let memory = pids(&suite)
+        .into_iter()
+        .zip(idle)
+        .map(|((service, pid), idle)| {
+            let (after, peak) = rss(pid);
+            Memory {
+                service,
+                idle,
+                after,
+                peak,
+            }
+        })
+        .collect();
     suite.stop().await;
     if !output.status.success() {
         anyhow::bail!(
@@ -75,12 +153,13 @@ async fn one(label: &str, args: &[&str]) -> anyhow::Result<Vec<Row>> {
             p99_ms: l["p99_ms"].as_f64().unwrap_or(f64::NAN),
         }
     };
-    Ok(vec![
+    let rows = vec![
         row("receipt", "submit_to_receipt", "seconds"),
         row(
             "case.assigned",
             "submit_to_case_assigned",
             "seconds_to_last_assigned",
         ),
-    ])
+    ];
+    Ok((rows, memory))
 }
