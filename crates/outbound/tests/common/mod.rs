@@ -1,7 +1,8 @@
 //! Starts the Python peers of these tests (real HTTP servers on 127.0.0.1) and reads what they
 //! report on stdout.
 
-#![allow(dead_code)]
+// Test support: a failed setup is a failed test.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::process::Stdio;
