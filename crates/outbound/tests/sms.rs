@@ -1,5 +1,7 @@
 //! SMS adapters against local servers that check signatures as the providers document them
 //! (tests/python/sms_provider.py, written independently of our signers).
+// Helpers outside #[test] fns: a failed setup is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
