@@ -305,7 +305,7 @@ async fn the_connection_is_pinned_to_the_checked_address() {
     // The next attempt resolves again, and the rebound answer is refused.
     let err = refused(d.deliver(&e, &event()).await);
     assert!(
-        matches!(err, SsrfError::Forbidden { ref range, .. } if range.contains("link-local")),
+        matches!(err, SsrfError::Forbidden { range, .. } if range.contains("link-local")),
         "{err}"
     );
     assert!(r.peer.drain().is_empty(), "nothing reached any server");
