@@ -1,7 +1,7 @@
 //! Aliyun (Alibaba Cloud) Short Message Service, dysmsapi 2017-05-25.
 //!
 //! Requests are RPC-style and signed with signature v1 (HMAC-SHA1), as
-//! <https://help.aliyun.com/document_detail/315526.html> and the SMS page
+//! <https://help.aliyun.com/document_detail/69009.html> and the SMS page
 //! <https://help.aliyun.com/document_detail/56189.html> describe:
 //!
 //! 1. every parameter but `Signature`, sorted by name; names and values percent-encoded with
