@@ -310,3 +310,89 @@ async fn the_connection_is_pinned_to_the_checked_address() {
     );
     assert!(r.peer.drain().is_empty(), "nothing reached any server");
 }
+
+/// A name that always answers one address (what a department's DNS would say).
+struct Fixed(SocketAddr);
+
+impl Resolve for Fixed {
+    fn lookup<'a>(
+        &'a self,
+        _host: &'a str,
+        _port: u16,
+    ) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>> {
+        let addr = self.0;
+        Box::pin(async move { Ok(vec![addr]) })
+    }
+}
+
+/// A CA and a certificate for `name`, as PEM files in a fresh directory.
+fn tls_files(name: &str) -> (std::path::PathBuf, reqwest::Certificate) {
+    let dir = std::env::temp_dir().join(format!("redress-outbound-{}", MessageId::new().as_str()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let root = reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap();
+    (dir, root)
+}
+
+/// The production path: https, a domain pinned to its checked address, the certificate
+/// verified for the domain (SNI), and the reference library verifying the signature.
+#[tokio::test]
+async fn https_delivery_is_pinned_and_verified_for_the_domain() {
+    let (dir, root) = tls_files("hooks.dept.test");
+    let secret = Secret::generate().unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let mut peer = Peer::start(
+        "webhook_receiver.py",
+        &[
+            "--secret",
+            &secret.to_whsec(),
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    )
+    .await;
+    let addr = SocketAddr::new("127.0.0.1".parse().unwrap(), peer.port);
+    let policy = SsrfPolicy {
+        allow_insecure_http: false,
+        allowed_networks: vec!["127.0.0.1/32".parse().unwrap()],
+    };
+    let d = Deliverer::new(
+        Guard::with_resolver(policy, Arc::new(Fixed(addr))),
+        Duration::from_secs(5),
+    )
+    .with_root_certificate(root);
+    let e = endpoint(
+        format!("https://hooks.dept.test:{}/v1/0", peer.port),
+        vec![SignatureKey::Symmetric(secret)],
+    );
+    let message = event();
+    let outcome = d.deliver(&e, &message).await;
+    assert!(
+        matches!(outcome, Outcome::Delivered { status: 204 }),
+        "{outcome:?}"
+    );
+    assert_eq!(peer.next("VERIFIED").await["id"], message.id.as_str());
+
+    // The same server under a name its certificate does not carry: TLS refuses.
+    let other = endpoint(
+        format!("https://other.dept.test:{}/v1/0", peer.port),
+        vec![SignatureKey::Symmetric(Secret::generate().unwrap())],
+    );
+    assert!(matches!(
+        d.deliver(&other, &event()).await,
+        Outcome::Retry { status: None, .. }
+    ));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -3,6 +3,7 @@ reference library for Python (`standardwebhooks` from PyPI) — `v1` — and, fo
 Ed25519 from `cryptography`, following the specification's verifying rules.
 
     python webhook_receiver.py --secret whsec_A [--secret whsec_B ...] [--public-key whpk_...]
+                               [--tls-cert cert.pem --tls-key key.pem]
 
 Paths (each verifies first, 401 when no signature matches):
   /v1/<i>       verify with the i-th secret only -> 204
@@ -16,6 +17,7 @@ Prints `READY <port>`, then `VERIFIED <json>` or `REJECTED <json>` per request.
 import argparse
 import base64
 import json
+import ssl
 import threading
 import time
 from email.utils import formatdate
@@ -100,8 +102,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--secret", action="append", required=True)
     parser.add_argument("--public-key")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     args = parser.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     print("READY", server.server_address[1], flush=True)
     server.serve_forever()
