@@ -4,7 +4,7 @@
 # variable set and a throwaway certificate where the TLS files would be mounted.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-work=${1:-$(mktemp -d)}
+work=$(realpath -m "${1:-$(mktemp -d)}")
 rm -rf "$work"; mkdir -p "$work"
 comp="$root/deploy/kubernetes/components"
 server=${REDRESS_NATS_SERVER:-nats-server}

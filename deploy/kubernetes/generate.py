@@ -96,6 +96,8 @@ def config_map(name: str, spec: dict, top: dict) -> dict:
         "OTEL_SERVICE_NAME": name,
         "RUST_LOG": "info",
     }
+    for variable, callee in spec.get("call_urls", {}).items():
+        data[variable] = f"http://{callee}:{GRPC}"
     return {"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": f"{name}-config", "labels": labels(name)}, "data": data}
 
@@ -253,7 +255,7 @@ def certificate(name: str, secret: str, dns: list[str], usages: list[str]) -> di
                      "issuerRef": {"name": "redress-ca", "kind": "Issuer", "group": "cert-manager.io"}}}
 
 
-def tls_patch(name: str) -> dict:
+def tls_patch(name: str, spec: dict) -> dict:
     """The service serves gRPC with its certificate and trusts the suite's CA for gRPC and NATS."""
     mounts = [{"name": "grpc-tls", "mountPath": "/etc/redress/grpc-tls", "readOnly": True}]
     env = [
@@ -263,6 +265,7 @@ def tls_patch(name: str) -> dict:
         {"name": "REDRESS_GRPC_TLS_KEY", "value": "/etc/redress/grpc-tls/tls.key"},
         {"name": "REDRESS_GRPC_TLS_CA", "value": "/etc/redress/grpc-tls/ca.crt"},
     ]
+    env += [{"name": v, "value": f"https://{callee}:{GRPC}"} for v, callee in spec.get("call_urls", {}).items()]
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
             "spec": {"template": {"spec": {
                 "containers": [{"name": name, "env": env, "volumeMounts": mounts}],
@@ -270,7 +273,8 @@ def tls_patch(name: str) -> dict:
 
 
 def tls_component(table: dict) -> dict[Path, str]:
-    services = list(table["services"])
+    specs = table["services"]
+    services = list(specs)
     svc_dns = lambda n: [n, f"{n}.{NAMESPACE}", f"{n}.{NAMESPACE}.svc", f"{n}.{NAMESPACE}.svc.cluster.local"]  # noqa: E731
     certs = [certificate(f"{n}-grpc", f"{n}-grpc-tls", svc_dns(n), ["server auth", "client auth", "digital signature"])
              for n in services]
@@ -280,7 +284,7 @@ def tls_component(table: dict) -> dict[Path, str]:
     files = ["issuer.yaml", "certificates.yaml"]
     patches = []
     for n in services:
-        out[COMPONENTS / "tls" / f"patch-{n}.yaml"] = HEADER + to_yaml(tls_patch(n))
+        out[COMPONENTS / "tls" / f"patch-{n}.yaml"] = HEADER + to_yaml(tls_patch(n, specs[n]))
         patches.append({"path": f"patch-{n}.yaml"})
     patches.append({"path": "patch-nats.yaml"})
     out[COMPONENTS / "tls" / "kustomization.yaml"] = HEADER + (

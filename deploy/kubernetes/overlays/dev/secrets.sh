@@ -5,7 +5,9 @@
 set -euo pipefail
 ns=${1:-redress-dev}
 root=$(cd "$(dirname "$0")/../../../.." && pwd)
-rand() { head -c 24 /dev/urandom | base64 | tr '+/' '-_' | tr -d '='; }
+# A letter, then hex: URL-safe (database URLs) and read as a string by nats-server, which parses
+# a `$VAR` value as a config value (`1…` would be a number).
+rand() { echo "p$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"; }
 apply() { kubectl -n "$ns" create secret "$@" --dry-run=client -o yaml | kubectl -n "$ns" apply -f -; }
 kubectl get namespace "$ns" >/dev/null 2>&1 || kubectl create namespace "$ns"
 
