@@ -396,3 +396,38 @@ async fn https_delivery_is_pinned_and_verified_for_the_domain() {
     ));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A resolver whose every answer is NXDOMAIN.
+struct Nxdomain;
+
+impl Resolve for Nxdomain {
+    fn lookup<'a>(
+        &'a self,
+        host: &'a str,
+        _port: u16,
+    ) -> BoxFuture<'a, io::Result<Vec<SocketAddr>>> {
+        let err = io::Error::new(io::ErrorKind::NotFound, format!("{host}: NXDOMAIN"));
+        Box::pin(async move { Err(err) })
+    }
+}
+
+/// DNS failing is not the endpoint's fault for good: retry on the schedule, not refuse.
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_retried() {
+    let d = Deliverer::new(
+        Guard::with_resolver(SsrfPolicy::default(), Arc::new(Nxdomain)),
+        Duration::from_secs(1),
+    );
+    let e = endpoint(
+        "https://hooks.dept.test/".into(),
+        vec![SignatureKey::Symmetric(Secret::generate().unwrap())],
+    );
+    match d.deliver(&e, &event()).await {
+        Outcome::Retry {
+            status: None,
+            reason,
+            ..
+        } => assert!(reason.contains("NXDOMAIN"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}

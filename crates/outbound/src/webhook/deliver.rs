@@ -1,5 +1,8 @@
 //! One delivery attempt: check the endpoint, POST the signed JSON, classify the answer.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use chrono::Utc;
@@ -48,15 +51,25 @@ pub enum Outcome {
         reason: String,
         retry_after: Option<Duration>,
     },
-    /// The endpoint points somewhere we do not send to: nothing was sent. Retrying will not
-    /// help unless DNS changes; the owner should fix the URL.
+    /// The endpoint points somewhere we do not send to (scheme, or an address outside the
+    /// policy): nothing was sent, and the owner should fix the URL. A name that does not
+    /// resolve is a `Retry` instead.
     Refused(SsrfError),
 }
+
+/// Clients kept per (domain, checked address): a client can only ever connect to the address
+/// it was built for, so reusing it (and its pooled connections) for the next attempt that
+/// checks to the same address is as safe as building a new one, and far cheaper.
+type Clients = Mutex<HashMap<(Option<String>, SocketAddr), reqwest::Client>>;
+
+/// Bound on kept clients; past it the cache starts afresh.
+const MAX_CLIENTS: usize = 1024;
 
 pub struct Deliverer {
     guard: Guard,
     timeout: Duration,
     roots: Vec<reqwest::Certificate>,
+    clients: Clients,
 }
 
 impl Deliverer {
@@ -66,6 +79,7 @@ impl Deliverer {
             guard,
             timeout,
             roots: Vec::new(),
+            clients: Mutex::new(HashMap::new()),
         }
     }
 
@@ -75,9 +89,25 @@ impl Deliverer {
         self
     }
 
+    /// The client for this checked address, kept or built.
+    fn client(&self, checked: &Checked) -> Result<reqwest::Client, reqwest::Error> {
+        let key = (checked.domain.clone(), checked.addr);
+        if let Some(client) = self.clients.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(client);
+        }
+        let client = self.build_client(checked)?;
+        if let Ok(mut kept) = self.clients.lock() {
+            if kept.len() >= MAX_CLIENTS {
+                kept.clear();
+            }
+            kept.insert(key, client.clone());
+        }
+        Ok(client)
+    }
+
     /// A client for this one checked address: no redirects (they could lead anywhere), no
     /// proxy from the environment, and the domain resolved to the address we checked.
-    fn client(&self, checked: &Checked) -> Result<reqwest::Client, reqwest::Error> {
+    fn build_client(&self, checked: &Checked) -> Result<reqwest::Client, reqwest::Error> {
         let mut builder = reqwest::Client::builder()
             .redirect(Policy::none())
             .no_proxy()
@@ -95,6 +125,10 @@ impl Deliverer {
     pub async fn deliver(&self, endpoint: &Endpoint, message: &Message) -> Outcome {
         let checked = match self.guard.check(&endpoint.url).await {
             Ok(checked) => checked,
+            // A name that does not resolve now may resolve later: DNS outages pass.
+            Err(err @ (SsrfError::Resolve { .. } | SsrfError::NoAddress { .. })) => {
+                return retry(None, err.to_string(), None);
+            }
             Err(err) => return Outcome::Refused(err),
         };
         let client = match self.client(&checked) {
