@@ -8,12 +8,14 @@
 //! redress-bench intake          submissions/s and publish → `received` latency
 //! redress-bench classification  complaints/s per core in-process, and through the service
 //! redress-bench pipeline        channel publish → case.assigned, three processes
+//! redress-bench outbound        SMS/webhook signatures/s, webhook deliveries/s (redress-outbound)
 //! redress-bench all
 //! ```
 
 mod ceiling;
 mod classification;
 mod intake;
+mod outbound;
 mod pipeline;
 mod report;
 mod runtime;
@@ -33,6 +35,7 @@ enum Which {
     Intake,
     Classification,
     Pipeline,
+    Outbound,
     All,
 }
 
@@ -53,6 +56,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(which, Which::Pipeline | Which::All) {
         pipeline::run().await?;
+    }
+    if matches!(which, Which::Outbound | Which::All) {
+        outbound::run().await?;
     }
     Ok(())
 }
