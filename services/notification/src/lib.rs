@@ -1,0 +1,173 @@
+//! # Notification
+//!
+//! Owns step 反馈与跟踪 towards the consumer: every notice a regime requires is recorded before
+//! it is sent, sent as due work over e-mail (SMS when a provider is configured), and kept as
+//! the Art. 21 proof (cn-nfra): channel, masked address, template id and version, SHA-256 of
+//! what was rendered, provider message id, and every status with its time.
+//!
+//! - **Consumes** `COMPLAINT_EVENTS` (durable `notification-complaints`: withdrawn) and
+//!   `CASE_EVENTS` (durable `notification-cases`: created → receipt, assigned, extended,
+//!   clock_paused / clock_resumed, decided → decision or review outcome and the survey,
+//!   withdrawn) — one consumer per stream, as NATS 2.9 has no multi-filter consumers.
+//! - **Publishes** `redress.notification.v1.{sent,failed}` through the outbox.
+//! - **Owns** schema `notification`: deliveries, their status history, attempts, specialist
+//!   tasks, survey opt-outs, and the cases' non-personal facts.
+//! - **API** gRPC `redress.notification.v1.NotificationService`: ListDeliveries, Resend,
+//!   Preview, ListTasks.
+//! - **Rules as data**: which notices, by when, with their article:
+//!   `crates/regime/data/notices/<regime>.toml`; the texts: `templates/`.
+//!
+//! ```text
+//! notices    — the regime's notices and their periods (data)
+//! templates  — minijinja templates per notice × channel × language × version; SMS length
+//! handlers   — events → deliveries recorded once
+//! store      — all SQL
+//! deliver    — the due-work handler that sends (record-before-send, in-doubt, outbox)
+//! contact    — intake GetContact at send time, never stored
+//! smtp       — e-mail over SMTP (lettre, rustls + ring, pooled)
+//! quiet      — quiet hours
+//! mask       — masked addresses
+//! api        — gRPC
+//! ```
+
+pub mod api;
+pub mod config;
+pub mod contact;
+pub mod deliver;
+pub mod handlers;
+pub mod mask;
+pub mod notices;
+pub mod quiet;
+pub mod smtp;
+pub mod store;
+pub mod templates;
+
+use std::sync::Arc;
+
+use redress_proto::{
+    events::v1::{
+        CaseAssigned, CaseClockPaused, CaseClockResumed, CaseCreated, CaseDecided, CaseExtended,
+        CaseWithdrawn, ComplaintWithdrawn,
+    },
+    notification::v1::notification_service_server::NotificationServiceServer,
+};
+use redress_runtime::{
+    Consumer, Running, Service, StartError,
+    db::Database,
+    jobs::{Queue, RetrySchedule},
+};
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+pub const SERVICE: &str = "notification";
+
+pub static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What the handlers, the sender and the API share.
+pub struct Shared {
+    pub db: Database,
+    pub notices: notices::Notices,
+    pub templates: templates::Templates,
+    pub contacts: contact::Contacts,
+    pub mailer: Option<smtp::Mailer>,
+    pub settings: Settings,
+}
+
+/// The settings the sender and the handlers read.
+pub struct Settings {
+    pub time_zone: chrono_tz::Tz,
+    pub quiet: quiet::QuietHours,
+    pub fallback: Vec<String>,
+    pub rate_per_hour: u32,
+    pub survey_delay: chrono::Duration,
+}
+
+/// Starts notification and returns once it is serving; cancel `shutdown` to stop it.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running, StartError> {
+    let n = &config.notification;
+    let notices = notices::Notices::shipped(&n.regime)
+        .map_err(|e| StartError::config("REDRESS_REGIME", e))?;
+    let templates = templates::Templates::shipped(&n.sms_signature)
+        .map_err(|e| StartError::config("templates", e))?;
+    let key = n.service_key.as_ref().ok_or_else(|| {
+        StartError::config(
+            "REDRESS_SERVICE_KEY",
+            "required: contacts are read from intake as service:notification",
+        )
+    })?;
+    let contacts = contact::Contacts::new(&n.intake_url, key)
+        .map_err(|e| StartError::config("REDRESS_SERVICE_KEY", e))?;
+    let mailer = match &n.smtp_url {
+        Some(url) => Some(
+            smtp::Mailer::new(url, n.smtp_ca.as_deref(), &n.smtp_from, n.smtp_pool)
+                .map_err(|e| StartError::config("REDRESS_SMTP_URL", e))?,
+        ),
+        None => None,
+    };
+    let settings = Settings {
+        time_zone: n.time_zone,
+        quiet: n.quiet_hours,
+        fallback: n.fallback.clone(),
+        rate_per_hour: n.rate_per_hour,
+        survey_delay: chrono::Duration::from_std(n.survey_delay)
+            .map_err(|e| StartError::config("REDRESS_NOTIFY_SURVEY_DELAY", e))?,
+    };
+    let (workers, poll, retry) = (
+        n.workers.max(1),
+        n.poll,
+        RetrySchedule::Exponential {
+            first: n.retry_first,
+            max: std::time::Duration::from_secs(6 * 3600),
+            attempts: n.attempts.max(1),
+        },
+    );
+    let mut service = Service::start(
+        SERVICE,
+        "notification",
+        config.runtime,
+        &MIGRATIONS,
+        shutdown,
+    )
+    .await?;
+    let shared = Arc::new(Shared {
+        db: service.db.clone(),
+        notices,
+        templates,
+        contacts,
+        mailer,
+        settings,
+    });
+    let events = handlers::Events {
+        shared: shared.clone(),
+    };
+    service.consume(
+        Consumer::durable("notification-complaints").on::<ComplaintWithdrawn>(events.clone()),
+    )?;
+    service.consume(
+        Consumer::durable("notification-cases")
+            .on::<CaseCreated>(events.clone())
+            .on::<CaseAssigned>(events.clone())
+            .on::<CaseExtended>(events.clone())
+            .on::<CaseClockPaused>(events.clone())
+            .on::<CaseClockResumed>(events.clone())
+            .on::<CaseDecided>(events.clone())
+            .on::<CaseWithdrawn>(events),
+    )?;
+    // Several workers on one queue: each claims with SKIP LOCKED, one delivery per
+    // transaction, so a crash leaves at most one send per worker in doubt.
+    let deliver = Arc::new(deliver::Deliver {
+        shared: shared.clone(),
+    });
+    for _ in 0..workers {
+        service.run_jobs(Queue {
+            name: store::DELIVER,
+            handler: deliver.clone(),
+            retry: retry.clone(),
+            batch: 1,
+            poll,
+        });
+    }
+    let api = api::Api { shared };
+    service.serve(NotificationServiceServer::new(api)).await
+}

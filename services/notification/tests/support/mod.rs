@@ -1,0 +1,294 @@
+//! What the notification tests share: a real SMTP server (aiosmtpd, Maildir) and the mail it
+//! received, a running intake with complaints in it, the service itself, and case events.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use redress_notification::{Config, config::NotificationConfig};
+use redress_proto::{
+    common::v1::Channel,
+    events::v1::{CaseCreated, CaseDecided, CaseHeader, DecisionOutcome, Remedy},
+    intake::v1::{
+        ComplaintSubmission, Consumer, ContactMethod, SubmitComplaintRequest,
+        intake_service_client::IntakeServiceClient,
+    },
+};
+use redress_runtime::{
+    NewEvent, Running,
+    event::{new_event, service_actor, timestamp},
+    testing::{TestEnv, authed, free_port, grpc_channel},
+};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Child,
+};
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(40);
+
+fn python() -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/python/venv.sh");
+    let out = std::process::Command::new("bash")
+        .arg(script)
+        .output()
+        .expect("venv.sh runs");
+    assert!(
+        out.status.success(),
+        "venv.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn script(name: &str) -> String {
+    format!("{}/tests/support/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A real SMTP server on a free port, writing what it receives to a Maildir.
+pub struct Smtp {
+    pub port: u16,
+    pub maildir: PathBuf,
+    _child: Child,
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Mail {
+    pub raw_subject: String,
+    pub subject: String,
+    pub message_id: String,
+    pub to: String,
+    pub from: String,
+    pub content_language: String,
+    pub content_type: String,
+    pub charset: Option<String>,
+    pub template: String,
+    pub body: String,
+}
+
+impl Smtp {
+    /// `tls`: a certificate and key to offer (and require) STARTTLS with.
+    pub async fn start(tls: Option<(PathBuf, PathBuf)>) -> Self {
+        let port = free_port();
+        let maildir =
+            std::env::temp_dir().join(format!("redress-maildir-{}", uuid::Uuid::now_v7()));
+        let mut command = tokio::process::Command::new(python());
+        command
+            .arg(script("smtp_server.py"))
+            .arg(port.to_string())
+            .arg(&maildir);
+        if let Some((cert, key)) = &tls {
+            command.arg(cert).arg(key);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("aiosmtpd starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(WAIT, lines.next_line()).await;
+        assert!(
+            matches!(ready, Ok(Ok(Some(ref l))) if l == "ready"),
+            "aiosmtpd: {ready:?}"
+        );
+        Self {
+            port,
+            maildir,
+            _child: child,
+        }
+    }
+
+    /// Every mail received so far, parsed by Python's e-mail package.
+    pub async fn mails(&self) -> Vec<Mail> {
+        if !self.maildir.join("new").exists() {
+            return Vec::new();
+        }
+        let out = tokio::process::Command::new(python())
+            .arg(script("read_maildir.py"))
+            .arg(&self.maildir)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// How many mails arrived so far (files in the Maildir), without parsing them.
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(self.maildir.join("new")).map_or(0, |d| d.count())
+    }
+}
+
+/// The development private key as a file named `dev.pem` (so its key id is `dev`).
+pub fn service_key() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("redress-notify-key-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("dev.pem");
+    std::fs::write(&path, redress_runtime::auth::dev::PRIVATE_PEM).unwrap();
+    path
+}
+
+pub struct Intake {
+    pub running: Running,
+    pub shutdown: CancellationToken,
+}
+
+impl Intake {
+    pub async fn start(env: &TestEnv) -> Self {
+        use redress_intake::{
+            config::{IntakeConfig, Settings},
+            vault,
+        };
+        let config = redress_intake::Config {
+            runtime: env.runtime_config(),
+            intake: IntakeConfig {
+                keys: Some(vault::dev::KEYS.into()),
+                active_key: Some(vault::dev::ACTIVE.into()),
+                pseudonym_key: Some(vault::dev::PSEUDONYM.into()),
+                settings: Settings::default(),
+            },
+            command: None,
+        };
+        let shutdown = CancellationToken::new();
+        let running = redress_intake::run(config, shutdown.clone())
+            .await
+            .expect("intake starts");
+        Self { running, shutdown }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.running.endpoints.grpc)
+    }
+
+    /// Submits a complaint whose consumer prefers e-mail in `language`; its id and reference.
+    pub async fn complaint(&self, email: &str, language: &str) -> (String, String) {
+        let mut client = IntakeServiceClient::new(grpc_channel(&self.url()).await);
+        let submission = ComplaintSubmission {
+            channel: Channel::Web as i32,
+            channel_ref: uuid::Uuid::now_v7().to_string(),
+            title: "重复扣款".into(),
+            description: "平台重复扣款两次，请退还。".into(),
+            product: "消费贷".into(),
+            consumer: Some(Consumer {
+                name: "张三".into(),
+                phone: "13812345678".into(),
+                email: email.into(),
+                preferred_contact: ContactMethod::Email as i32,
+                language: language.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let reply = client
+            .submit_complaint(authed(
+                SubmitComplaintRequest {
+                    submission: Some(submission),
+                },
+                &["specialist"],
+            ))
+            .await
+            .expect("intake accepts the complaint")
+            .into_inner();
+        (reply.complaint_id, reply.reference)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.running.stopped().await;
+    }
+}
+
+pub fn config(env: &TestEnv, intake_url: &str, smtp: &Smtp) -> Config {
+    Config {
+        runtime: env.runtime_config(),
+        notification: NotificationConfig {
+            intake_url: intake_url.to_owned(),
+            service_key: Some(service_key()),
+            smtp_url: Some(format!("smtp://127.0.0.1:{}", smtp.port)),
+            poll: Duration::from_millis(100),
+            retry_first: Duration::from_millis(200),
+            survey_delay: Duration::ZERO,
+            rate_per_hour: 10_000,
+            ..NotificationConfig::default()
+        },
+    }
+}
+
+pub struct Notification {
+    pub running: Running,
+    pub shutdown: CancellationToken,
+}
+
+impl Notification {
+    pub async fn start(config: Config) -> Self {
+        let shutdown = CancellationToken::new();
+        let running = redress_notification::run(config, shutdown.clone())
+            .await
+            .expect("notification starts");
+        Self { running, shutdown }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.running.endpoints.grpc)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.running.stopped().await;
+    }
+}
+
+pub fn header(case_id: &str, complaint_id: &str, reference: &str) -> CaseHeader {
+    CaseHeader {
+        case_id: case_id.into(),
+        complaint_id: complaint_id.into(),
+        reference: reference.into(),
+        department: "cards".into(),
+        ..Default::default()
+    }
+}
+
+pub fn case_created(case_id: &str, complaint_id: &str, reference: &str, regime: &str) -> NewEvent {
+    let due = chrono::Utc::now() + chrono::Duration::days(15);
+    new_event(
+        "case-coordination",
+        case_id,
+        1,
+        service_actor("case-coordination"),
+        CaseCreated {
+            header: Some(header(case_id, complaint_id, reference)),
+            decision_due: Some(timestamp(due)),
+            regime: regime.into(),
+            ..Default::default()
+        },
+    )
+}
+
+pub fn case_decided(case_id: &str, complaint_id: &str, reference: &str) -> NewEvent {
+    new_event(
+        "case-coordination",
+        case_id,
+        5,
+        service_actor("case-coordination"),
+        CaseDecided {
+            header: Some(header(case_id, complaint_id, reference)),
+            outcome: DecisionOutcome::PartlyUpheld as i32,
+            remedy: Some(Remedy {
+                action: "退还重复扣款".into(),
+                amount: None,
+            }),
+            explanation: "经核查交易流水，同一笔消费扣款两次。".into(),
+            ..Default::default()
+        },
+    )
+}
