@@ -175,7 +175,13 @@ impl Intake {
         let mut client = IntakeServiceClient::new(grpc_channel(&self.url()).await);
         let submission = ComplaintSubmission {
             channel: Channel::Web as i32,
-            channel_ref: uuid::Uuid::now_v7().to_string(),
+            // Letters only: a long digit run would look like personal data to intake.
+            channel_ref: uuid::Uuid::now_v7()
+                .simple()
+                .to_string()
+                .bytes()
+                .map(|b| char::from(b'a' + b % 26))
+                .collect(),
             title: "重复扣款".into(),
             description: "平台重复扣款两次，请退还。".into(),
             product: "消费贷".into(),
