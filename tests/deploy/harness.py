@@ -111,6 +111,15 @@ class Nats:
         return "\n".join(l for l in self.log.read_text().splitlines() if "Violation" in l) if self.log.exists() else ""
 
 
+def psql() -> str:
+    """psql as deploy/local/ensure-deps.sh finds it: on PATH, or Debian's versioned directory."""
+    found = shutil.which("psql") or next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/psql"),
+                                                     reverse=True)), None)
+    if not found:
+        raise RuntimeError("the deploy tests need psql (Debian: apt install postgresql-client)")
+    return str(found)
+
+
 class Database:
     """A database of the test's own on the local Postgres, dropped at the end."""
 
@@ -118,11 +127,11 @@ class Database:
         self.admin = os.environ.get("REDRESS_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/redress")
         self.name = f"redress_deploy_{os.getpid()}_{secrets.token_hex(3)}"
         self.url = self.admin.rsplit("/", 1)[0] + "/" + self.name
-        subprocess.run(["psql", "-q", self.admin, "-c", f"CREATE DATABASE {self.name}"], check=True,
+        subprocess.run([psql(), "-q", self.admin, "-c", f"CREATE DATABASE {self.name}"], check=True,
                        stdout=subprocess.DEVNULL)
 
     def drop(self) -> None:
-        subprocess.run(["psql", "-q", self.admin, "-c", f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)"],
+        subprocess.run([psql(), "-q", self.admin, "-c", f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
