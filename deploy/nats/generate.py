@@ -44,7 +44,7 @@ def inbox(user: str) -> str:
     return f"_INBOX_{user}.>"
 
 
-def service_user(name: str, spec: dict, streams: list[str]) -> dict:
+def service_user(name: str, spec: dict, streams: list[str], bus: dict) -> dict:
     publish = list(spec.get("publish", [])) + ["$JS.API.INFO"]
     for stream in streams:
         publish += [f"$JS.API.STREAM.{action}.{stream}" for action in ("CREATE", "UPDATE", "INFO")]
@@ -59,14 +59,18 @@ def service_user(name: str, spec: dict, streams: list[str]) -> dict:
             f"$JS.ACK.{s}.{d}.>",
         ]
     subscribe = [inbox(name)] + list(spec.get("subscribe", []))
+    subscribe_deny: list[str] = []
     if spec.get("read_all"):
+        private = bus.get("personal_data_streams", [])
         publish += ["$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST"]
-        publish += [f"$JS.API.STREAM.MSG.GET.{s}" for s in streams]
+        publish += [f"$JS.API.STREAM.MSG.GET.{s}" for s in streams if s not in private]
         subscribe += ["redress.>"]
+        subscribe_deny = list(bus.get("personal_data_subjects", []))
     return {
         "user": name,
         "publish": publish,
         "subscribe": subscribe,
+        "subscribe_deny": subscribe_deny,
         "responds": bool(spec.get("responds")),
     }
 
@@ -105,7 +109,7 @@ def department_user(slug: str, prefix: str) -> dict:
 
 def users(bus: dict) -> list[dict]:
     streams = bus["streams"]
-    out = [service_user(name, spec, streams) for name, spec in bus["services"].items()]
+    out = [service_user(name, spec, streams, bus) for name, spec in bus["services"].items()]
     out += [channel_user(c) for c in bus["channels"]]
     out += [department_user(d, bus["department_consumer_prefix"]) for d in bus["departments"]]
     return out
@@ -131,7 +135,8 @@ def render(bus: dict) -> str:
             f"        password: ${password_variable(u['user'])}",
             "        permissions: {",
             f"          publish: {{ allow: {quoted(u['publish'])}, deny: {quoted(DENY_ALWAYS)} }}",
-            f"          subscribe: {{ allow: {quoted(u['subscribe'])} }}",
+            f"          subscribe: {{ allow: {quoted(u['subscribe'])}"
+            + (f", deny: {quoted(u['subscribe_deny'])}" if u.get("subscribe_deny") else "") + " }",
         ]
         if u["responds"]:
             lines.append("          allow_responses: { max: 1, expires: \"1m\" }")

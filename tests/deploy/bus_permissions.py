@@ -129,6 +129,16 @@ async def refusals(server: Nats, pw: dict[str, str], results: list) -> None:
     check(results, "classification cannot touch case-coordination's consumer",
           not pulled and await violation(errors, "CONSUMER.INFO.COMPLAINT_EVENTS.case-coordination"))
     await classification.close()
+    # The auditor reads every event, but not the raw submissions (personal data, intake's alone).
+    errors = []
+    audit = await connect(server, "compliance-audit", pw, errors)
+    await audit.subscribe("redress.case.v1.>")
+    await audit.subscribe("redress.intake.v1.submit.web")
+    await audit.flush()
+    check(results, "compliance-audit reads every case event but not raw submissions",
+          await violation(errors, "redress.intake.v1.submit.web")
+          and not any("redress.case.v1" in e for e in errors), str(errors))
+    await audit.close()
     intake = await connect(server, "intake", pw, [])
     info = await intake.jetstream(timeout=5).stream_info("INTAKE")
     check(results, "INTAKE is still there", info.config.name == "INTAKE")
