@@ -72,6 +72,6 @@ pub use model::{
 pub use negation::Negation;
 pub use rules::Reason;
 pub use severity::{Amount, Severity, VulnerableFlags};
-pub use shadow::{Comparison, Deployment, ShadowOptions, Verdict, compare};
+pub use shadow::{Comparison, Deployment, ShadowOptions, ShadowScore, Verdict, compare, decide};
 pub use taxonomy::Taxonomy;
 pub use tokenize::Language;

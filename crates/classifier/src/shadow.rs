@@ -169,8 +169,45 @@ pub fn compare(
     let target = options.target_precision;
     let cur = score(current, &truths, examples, taxonomy, dim, target);
     let cand = score(candidate, &truths, examples, taxonomy, dim, target);
-    let (verdict, findings) = judge(&cur, &cand, examples.len(), options);
-    Ok(Comparison {
+    Ok(decide(cur, cand, examples.len(), options))
+}
+
+impl ShadowScore {
+    /// Figures from per-example outcomes `(right, auto_routed)`, for a comparison made
+    /// elsewhere (e.g. whole classifiers, rules included, on the complaints themselves).
+    pub fn tally(
+        model_version: impl Into<String>,
+        threshold: Option<f32>,
+        outcomes: impl IntoIterator<Item = (bool, bool)>,
+    ) -> ShadowScore {
+        let (mut n, mut right, mut routed, mut routed_right) = (0usize, 0usize, 0usize, 0usize);
+        for (ok, auto) in outcomes {
+            n += 1;
+            right += usize::from(ok);
+            routed += usize::from(auto);
+            routed_right += usize::from(ok && auto);
+        }
+        ShadowScore {
+            model_version: model_version.into(),
+            accuracy: right as f64 / n.max(1) as f64,
+            threshold,
+            auto_routed: routed,
+            auto_routed_correct: routed_right,
+            auto_routed_precision: (routed > 0).then(|| routed_right as f64 / routed as f64),
+        }
+    }
+}
+
+/// Apply the promotion criterion to two scores measured on the same `examples` examples.
+pub fn decide(
+    cur: ShadowScore,
+    cand: ShadowScore,
+    examples: usize,
+    options: &ShadowOptions,
+) -> Comparison {
+    let target = options.target_precision;
+    let (verdict, findings) = judge(&cur, &cand, examples, options);
+    Comparison {
         criterion: format!(
             "promote when ≥ {} examples, the candidate auto-routes ≥ max(1, {:.1} % of examples) more complaints correctly at its threshold for precision {:.2}, its auto-routed precision is ≥ {:.2} or ≥ the current model's, and its accuracy is not lower by more than {:.3}",
             options.min_examples,
@@ -181,10 +218,10 @@ pub fn compare(
         ),
         current: cur,
         candidate: cand,
-        examples: examples.len(),
+        examples,
         verdict,
         findings,
-    })
+    }
 }
 
 /// Apply the criterion.
@@ -392,6 +429,29 @@ mod tests {
             compare(&weak, &strong, &overrides[..10], &t, Dimension::Cause, &o).expect("compare");
         assert_eq!(few.verdict, Verdict::InsufficientEvidence);
         assert!(few.criterion.contains("≥ 30 examples"));
+    }
+
+    #[test]
+    fn scores_tallied_elsewhere_are_judged_by_the_same_criterion() {
+        let o = ShadowOptions::default();
+        // 40 examples: rules route 10 (8 right), the candidate routes 30 (28 right).
+        let rules = ShadowScore::tally(
+            "rules",
+            None,
+            (0..40).map(|i| (i < 20, i < 8 || (30..32).contains(&i))),
+        );
+        assert_eq!((rules.auto_routed, rules.auto_routed_correct), (10, 8));
+        assert_eq!(rules.accuracy, 0.5);
+        let cand = ShadowScore::tally(
+            "v2",
+            Some(0.8),
+            (0..40).map(|i| (i < 36, i < 28 || (36..38).contains(&i))),
+        );
+        assert_eq!(cand.auto_routed_precision, Some(28.0 / 30.0));
+        let better = decide(rules.clone(), cand.clone(), 40, &o);
+        assert_eq!(better.verdict, Verdict::Promote, "{better:#?}");
+        let worse = decide(cand, rules, 40, &o);
+        assert_eq!(worse.verdict, Verdict::KeepCurrent);
     }
 
     #[test]

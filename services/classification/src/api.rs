@@ -7,8 +7,10 @@ use redress_proto::{
     Violations,
     classification::v1::{
         ClassifyRequest, ComplaintClassification, GetClassificationRequest, GetTaxonomyRequest,
-        ListReviewQueueRequest, ListReviewQueueResponse, ReclassifyRequest, Taxonomy,
-        TaxonomyEntry, classification_service_server::ClassificationService,
+        ListModelsRequest, ListModelsResponse, ListReviewQueueRequest, ListReviewQueueResponse,
+        ModelRecord, ReclassifyRequest, RetrainRequest, RetrainResponse, RollbackRequest,
+        RollbackResponse, ShadowMetrics, Taxonomy, TaxonomyEntry,
+        classification_service_server::ClassificationService,
     },
     common::v1::{Channel, Severity},
     events::v1::{Classification, ComplaintReclassified, Reason, TaxonomyLabel},
@@ -21,7 +23,11 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     SERVICE,
-    engine::{Engine, minor_units},
+    config::Slot,
+    engine::minor_units,
+    live::Live,
+    models::{self, ModelRow, RollbackError},
+    retrain::{RetrainError, Retrainer},
     store::{self, StoreError},
 };
 
@@ -54,7 +60,8 @@ const TEXT_CHARS: usize = 20_000;
 const NOTE_CHARS: usize = 2_000;
 
 pub struct Api {
-    pub engine: Arc<Engine>,
+    pub live: Arc<Live>,
+    pub retrainer: Arc<Retrainer>,
     pub db: Database,
     pub pager: Pager,
 }
@@ -120,7 +127,7 @@ impl ClassificationService for Api {
             },
             repeat_count: r.recent_complaints,
         };
-        let engine = self.engine.clone();
+        let engine = self.live.current();
         // CPU-bound: off the async workers.
         let classification = tokio::task::spawn_blocking(move || engine.classify(&input))
             .await
@@ -220,7 +227,8 @@ impl ClassificationService for Api {
         request: Request<GetTaxonomyRequest>,
     ) -> Result<Response<Taxonomy>, Status> {
         Principal::of(&request)?.require(READERS)?;
-        let t = self.engine.taxonomy();
+        let engine = self.live.current();
+        let t = engine.taxonomy();
         let entries = |list: &[redress_classifier::taxonomy::Entry]| {
             list.iter()
                 .map(|e| TaxonomyEntry {
@@ -238,6 +246,87 @@ impl ClassificationService for Api {
             causes: entries(t.causes()),
         }))
     }
+
+    async fn retrain(
+        &self,
+        request: Request<RetrainRequest>,
+    ) -> Result<Response<RetrainResponse>, Status> {
+        let principal = Principal::of(&request)?.clone();
+        principal.require(MODEL_ADMINS)?;
+        let slots = match request.get_ref().slot.trim() {
+            "" => self.retrainer.config.slots.clone(),
+            slot => vec![slot_of(slot)?],
+        };
+        let database = |e: sqlx::Error| grpc::database("retraining", &e);
+        let mut tx = self.db.pool().begin().await.map_err(database)?;
+        let trigger = format!("command:{}", principal.subject);
+        let done = self
+            .retrainer
+            .retrain(&mut tx, &slots, &trigger)
+            .await
+            .map_err(retrain_status)?;
+        tx.commit().await.map_err(database)?;
+        self.switch().await;
+        Ok(Response::new(RetrainResponse {
+            models: done.models.iter().map(model_record).collect(),
+            notes: done.notes,
+        }))
+    }
+
+    async fn list_models(
+        &self,
+        request: Request<ListModelsRequest>,
+    ) -> Result<Response<ListModelsResponse>, Status> {
+        Principal::of(&request)?.require(MODEL_READERS)?;
+        let r = request.into_inner();
+        let slot = match r.slot.trim() {
+            "" => None,
+            slot => Some(slot_of(slot)?),
+        };
+        let page = r.page.unwrap_or_default();
+        let page = models::list(
+            self.db.pool(),
+            slot,
+            &self.pager,
+            page.page_size,
+            &page.page_token,
+        )
+        .await
+        .map_err(status)?;
+        Ok(Response::new(ListModelsResponse {
+            models: page.items.iter().map(model_record).collect(),
+            next_page_token: page.next_page_token,
+        }))
+    }
+
+    async fn rollback(
+        &self,
+        request: Request<RollbackRequest>,
+    ) -> Result<Response<RollbackResponse>, Status> {
+        Principal::of(&request)?.require(MODEL_ADMINS)?;
+        let r = request.into_inner();
+        if r.slot.trim().is_empty() {
+            return Err(grpc::invalid(Violations::one(
+                "slot",
+                code::REQUIRED,
+                "name the slot to roll back, e.g. zh-cause",
+            )));
+        }
+        let slot = slot_of(&r.slot)?;
+        let to = Some(r.to_version.trim()).filter(|v| !v.is_empty());
+        let database = |e: sqlx::Error| grpc::database("rolling back", &e);
+        let mut tx = self.db.pool().begin().await.map_err(database)?;
+        let (active, rolled_back) = models::rollback(&mut tx, self.db.schema(), slot, to)
+            .await
+            .map_err(rollback_status)?;
+        tx.commit().await.map_err(database)?;
+        self.switch().await;
+        Ok(Response::new(RollbackResponse {
+            slot: slot.to_string(),
+            active_version: active.unwrap_or_default(),
+            rolled_back_version: rolled_back.unwrap_or_default(),
+        }))
+    }
 }
 
 impl Api {
@@ -249,7 +338,8 @@ impl Api {
         note: &str,
     ) -> Result<Classification, Status> {
         use redress_classifier::taxonomy::Dimension;
-        let taxonomy = self.engine.taxonomy();
+        let engine = self.live.current();
+        let taxonomy = engine.taxonomy();
         let label = |dimension,
                      field: &str,
                      code: &str,
@@ -310,6 +400,80 @@ impl Api {
         next.confidence = 1.0;
         next.needs_review = false;
         Ok(next)
+    }
+}
+
+/// This replica switches at once (the others on the notification).
+impl Api {
+    async fn switch(&self) {
+        if let Err(error) = self.live.refresh().await {
+            tracing::error!(%error, "active models not installed; the watcher retries");
+        }
+    }
+}
+
+/// Who trains, promotes and rolls back models.
+const MODEL_ADMINS: &[Role] = &[Role::Admin];
+/// Who reads the models and their comparisons.
+const MODEL_READERS: &[Role] = &[Role::Admin, Role::Compliance];
+
+fn slot_of(text: &str) -> Result<Slot, Status> {
+    Slot::parse(text)
+        .map_err(|reason| grpc::invalid(Violations::one("slot", code::UNKNOWN_VALUE, reason)))
+}
+
+fn model_record(row: &ModelRow) -> ModelRecord {
+    let comparison = row.comparison();
+    let metrics = |s: &redress_classifier::ShadowScore| ShadowMetrics {
+        model_version: s.model_version.clone(),
+        accuracy: s.accuracy,
+        auto_routed: u32::try_from(s.auto_routed).unwrap_or(u32::MAX),
+        auto_routed_correct: u32::try_from(s.auto_routed_correct).unwrap_or(u32::MAX),
+        auto_routed_precision: s.auto_routed_precision,
+    };
+    ModelRecord {
+        version: row.version.clone(),
+        slot: row.slot(),
+        status: row.status.clone(),
+        created_at: Some(redress_runtime::event::timestamp(row.created_at)),
+        decision: row.decision.clone(),
+        reason: row.reason.clone(),
+        criterion: comparison
+            .as_ref()
+            .map(|c| c.criterion.clone())
+            .unwrap_or_default(),
+        compared_with: row.compared_with.clone(),
+        current: comparison.as_ref().map(|c| metrics(&c.current)),
+        candidate: comparison.as_ref().map(|c| metrics(&c.candidate)),
+        training_examples: u32::try_from(row.training_examples).unwrap_or(0),
+        shadow_examples: u32::try_from(row.shadow_examples).unwrap_or(0),
+        trigger: row.trigger.clone(),
+        replaces: row.replaces.clone().unwrap_or_default(),
+    }
+}
+
+fn retrain_status(error: RetrainError) -> Status {
+    match error {
+        RetrainError::Store(e) => status(e),
+        other => {
+            tracing::error!(error = %other, "retraining");
+            Status::failed_precondition(other.to_string())
+        }
+    }
+}
+
+fn rollback_status(error: RollbackError) -> Status {
+    match error {
+        RollbackError::Store(e) => status(e),
+        RollbackError::Unknown(..) => Status::not_found(error.to_string()),
+        RollbackError::NeverPromoted(..) => grpc::invalid(Violations::one(
+            "toVersion",
+            code::UNKNOWN_VALUE,
+            error.to_string(),
+        )),
+        RollbackError::NothingActive(_) | RollbackError::AlreadyActive(_) => {
+            Status::failed_precondition(error.to_string())
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use redress_proto::{
 use crate::config::ClassificationConfig;
 
 /// The engine with its models loaded.
+#[derive(Clone)]
 pub struct Engine {
     classifier: engine::Classifier,
     pub target_precision: f32,
@@ -36,6 +37,22 @@ impl Engine {
 
     pub fn taxonomy(&self) -> &engine::Taxonomy {
         self.classifier.taxonomy()
+    }
+
+    pub fn classifier(&self) -> &engine::Classifier {
+        &self.classifier
+    }
+
+    /// This engine with `model` in place of its model of the same language and dimension.
+    pub fn with_model(
+        &self,
+        language: engine::Language,
+        model: engine::Model,
+    ) -> Result<Self, engine::Error> {
+        Ok(Self {
+            classifier: self.classifier.clone().with_model(language, model)?,
+            target_precision: self.target_precision,
+        })
     }
 
     pub fn classify(&self, input: &engine::ComplaintInput) -> events::Classification {

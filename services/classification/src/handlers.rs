@@ -14,14 +14,10 @@ use redress_runtime::{
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::{
-    SERVICE,
-    engine::{Engine, input_of},
-    store,
-};
+use crate::{SERVICE, engine::input_of, live::Live, store};
 
 pub struct Received {
-    pub engine: Arc<Engine>,
+    pub engine: Arc<Live>,
 }
 
 impl EventHandler<ComplaintReceived> for Received {
@@ -38,7 +34,8 @@ impl EventHandler<ComplaintReceived> for Received {
         let id = Uuid::parse_str(&complaint.complaint_id)
             .map_err(|_| HandleError::Permanent("complaintId is not an id".into()))?;
         let input = input_of(&complaint);
-        let classification = self.engine.classify(&input);
+        // One engine for the whole decision, even if the active model changes meanwhile.
+        let classification = self.engine.current().classify(&input);
         let needs_review = classification.needs_review;
         let actor = service_actor(SERVICE);
         if !store::insert(conn, id, &complaint, &classification, &input.text, &actor).await? {
