@@ -1,0 +1,172 @@
+//! All SQL of the write path: a batch of events applied in one transaction — facts loaded
+//! and locked in one statement, merged in memory, written back in one, and the difference of
+//! their contributions upserted into the day and month aggregates in one statement each.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Datelike, NaiveDate};
+use sqlx::PgConnection;
+
+use crate::{
+    cells::{self, Cells, Context, Dims},
+    events::{Body, Ev},
+    facts::Fact,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("a stored fact does not read back: {0}")]
+    Fact(#[from] serde_json::Error),
+}
+
+/// Applies `events` (each once: the caller's inbox filters redeliveries) in `conn`'s
+/// transaction. Order within the batch does not matter.
+pub async fn apply(conn: &mut PgConnection, ctx: &Context, events: &[Ev]) -> Result<(), StoreError> {
+    let mut cells = Cells::default();
+    let mut by_complaint: BTreeMap<&str, Vec<&Ev>> = BTreeMap::new();
+    for ev in events {
+        match &ev.body {
+            Body::Complaint { complaint_id, .. } => {
+                by_complaint.entry(complaint_id).or_default().push(ev);
+            }
+            _ => {
+                for (key, value) in cells::standalone(ctx, ev) {
+                    cells.add(key, value);
+                }
+            }
+        }
+    }
+    if !by_complaint.is_empty() {
+        let ids: Vec<&str> = by_complaint.keys().copied().collect();
+        let mut facts = load(conn, &ids).await?;
+        let mut changed = Vec::with_capacity(ids.len());
+        for (id, evs) in &by_complaint {
+            let before = facts.remove(*id);
+            let mut after = before.clone().unwrap_or_else(|| Fact::new(id));
+            for ev in evs {
+                if let Body::Complaint { change, .. } = &ev.body {
+                    after.apply(ev, change);
+                }
+            }
+            if before.as_ref() == Some(&after) {
+                continue;
+            }
+            if let Some(before) = &before {
+                cells.fact(ctx, before, -1);
+            }
+            cells.fact(ctx, &after, 1);
+            changed.push(after);
+        }
+        save(conn, &changed).await?;
+    }
+    upsert(conn, cells).await
+}
+
+async fn load(conn: &mut PgConnection, ids: &[&str]) -> Result<BTreeMap<String, Fact>, StoreError> {
+    let rows: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT to_jsonb(f) FROM facts f WHERE complaint_id = ANY($1) \
+         ORDER BY complaint_id FOR UPDATE",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut facts = BTreeMap::new();
+    for row in rows {
+        let fact: Fact = serde_json::from_value(row)?;
+        facts.insert(fact.complaint_id.clone(), fact);
+    }
+    Ok(facts)
+}
+
+/// Writes facts whole (they are locked, or new: a concurrent insert of the same new
+/// complaint fails on the key and the batch is retried).
+async fn save(conn: &mut PgConnection, facts: &[Fact]) -> Result<(), StoreError> {
+    if facts.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = facts.iter().map(|f| f.complaint_id.as_str()).collect();
+    sqlx::query("DELETE FROM facts WHERE complaint_id = ANY($1)")
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO facts SELECT * FROM jsonb_populate_recordset(NULL::facts, $1)")
+        .bind(serde_json::to_value(facts)?)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct CellRow<'a> {
+    period: NaiveDate,
+    measure: &'static str,
+    #[serde(flatten)]
+    dims: &'a Dims,
+    value: i64,
+}
+
+/// The first day of the month of `day`.
+pub fn month_of(day: NaiveDate) -> NaiveDate {
+    day.with_day(1).unwrap_or(day)
+}
+
+/// Adds the differences to both grains, in key order (so concurrent batches lock rows in
+/// the same order).
+async fn upsert(conn: &mut PgConnection, cells: Cells) -> Result<(), StoreError> {
+    let days: Vec<_> = cells.nonzero().collect();
+    if days.is_empty() {
+        return Ok(());
+    }
+    let mut months: BTreeMap<(NaiveDate, &Dims, &'static str), i64> = BTreeMap::new();
+    for ((day, dims, measure), value) in &days {
+        *months.entry((month_of(*day), dims, measure)).or_insert(0) += value;
+    }
+    let day_rows: Vec<CellRow> = days
+        .iter()
+        .map(|((period, dims, measure), value)| CellRow {
+            period: *period,
+            measure,
+            dims,
+            value: *value,
+        })
+        .collect();
+    let month_rows: Vec<CellRow> = months
+        .into_iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|((period, dims, measure), value)| CellRow {
+            period,
+            measure,
+            dims,
+            value,
+        })
+        .collect();
+    for (table, rows) in [("agg_day", day_rows), ("agg_month", month_rows)] {
+        if rows.is_empty() {
+            continue;
+        }
+        // `table` is one of two names above.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1) \
+             ON CONFLICT (period, measure, channel, kind, product, category, cause, severity, \
+                          vulnerable, partner, department, regime, detail) \
+             DO UPDATE SET value = {table}.value + excluded.value"
+        )))
+        .bind(serde_json::to_value(&rows)?)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The complaints of a batch, for callers that want to know what moved.
+pub fn complaints(events: &[Ev]) -> BTreeSet<&str> {
+    events
+        .iter()
+        .filter_map(|e| match &e.body {
+            Body::Complaint { complaint_id, .. } => Some(complaint_id.as_str()),
+            _ => None,
+        })
+        .collect()
+}
