@@ -27,6 +27,9 @@ pub enum Clock {
     Resumed,
     NewFacts,
     Decided,
+    /// The consumer was told (notification's `sent` for the decision): the review window
+    /// (Art. 20 cn-nfra) runs from it rather than, provisionally, from the decision.
+    ConsumerNotified,
     ReviewRequested,
     ReviewDecided,
     Withdrawn,
@@ -59,6 +62,7 @@ impl Clock {
             Clock::Resumed => ClockEventKind::Resumed,
             Clock::NewFacts => ClockEventKind::NewFacts,
             Clock::Decided => ClockEventKind::Decided,
+            Clock::ConsumerNotified => ClockEventKind::ConsumerNotified,
             Clock::ReviewRequested => ClockEventKind::ReviewRequested,
             Clock::ReviewDecided => ClockEventKind::ReviewDecided,
             Clock::Withdrawn => ClockEventKind::Withdrawn,

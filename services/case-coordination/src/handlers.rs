@@ -312,3 +312,71 @@ pub async fn withdraw(
     store::commit(conn, &shared.clocks, &mut case, actor, vec![change]).await?;
     Ok(())
 }
+
+/// Notification's events: `sent` for a decision records when the consumer was told, and the
+/// review window runs from then (read by its own durable consumer on the notification stream).
+#[derive(Clone)]
+pub struct Notifications {
+    pub shared: Arc<Shared>,
+}
+
+impl redress_runtime::EventHandler<redress_proto::events::v1::NotificationSent> for Notifications {
+    async fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: Incoming<redress_proto::events::v1::NotificationSent>,
+    ) -> Result<(), HandleError> {
+        use redress_proto::events::v1::{Event, NoticeKind, event::Payload};
+        let sent = &event.payload;
+        let Some(header) = sent.header.as_ref() else {
+            return Err(HandleError::Permanent(
+                "the event has no notice header".into(),
+            ));
+        };
+        if header.kind != NoticeKind::Decision as i32 {
+            return Ok(());
+        }
+        let case_id = Uuid::parse_str(&header.case_id)
+            .map_err(|e| HandleError::Permanent(format!("caseId `{}`: {e}", header.case_id)))?;
+        // Locked: the notice lands in the history between two changes, never inside one.
+        let Some(case) = store::load(conn, case_id, true)
+            .await
+            .map_err(handle_error)?
+        else {
+            return Err(HandleError::Transient(format!("no case {case_id} yet")));
+        };
+        // Clock events stay in order: a notice recorded late counts from the last known step.
+        let history = store::history(conn, case.id).await.map_err(handle_error)?;
+        let last = history
+            .last()
+            .map(|(at, _)| *at)
+            .unwrap_or(case.received_at);
+        let sent_at = sent
+            .sent_at
+            .as_ref()
+            .and_then(from_timestamp)
+            .or(event.occurred_at)
+            .unwrap_or_else(Utc::now)
+            .max(last);
+        let envelope = Event {
+            id: event.id.clone(),
+            occurred_at: event.occurred_at.map(redress_runtime::event::timestamp),
+            source: event.source.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            aggregate_version: event.aggregate_version,
+            actor: Some(event.actor.clone()),
+            payload: Some(Payload::NotificationSent(sent.clone())),
+        };
+        store::record_event(
+            conn,
+            case.id,
+            case.version,
+            "notification_sent",
+            sent_at,
+            Some(&crate::deadlines::Clock::ConsumerNotified),
+            &envelope,
+        )
+        .await
+        .map_err(handle_error)
+    }
+}

@@ -7,7 +7,10 @@
 //!
 //! - **Consumes** (stream `COMPLAINT_EVENTS`, one durable consumer in stream order, with an
 //!   inbox) `redress.complaint.v1.classified` (opens the case), `…reclassified`,
-//!   `…duplicate_suspected` (links cases a specialist may merge) and `…withdrawn`.
+//!   `…duplicate_suspected` (links cases a specialist may merge) and `…withdrawn`; and
+//!   (stream `NOTIFICATION_EVENTS`, durable `case-coordination-notifications`)
+//!   `redress.notification.v1.sent` for a decision: the consumer was told, and the review
+//!   window runs from then.
 //! - **Publishes** (stream `CASE_EVENTS`, through the outbox, in the transaction of the change)
 //!   `redress.case.v1.<department>.<event>` — `triage` before routing — for created, assigned,
 //!   work_started, input_requested (on the asked department's subject), input_answered,
@@ -49,6 +52,7 @@ use redress_proto::{
     cases::v1::case_service_server::CaseServiceServer,
     events::v1::{
         ComplaintClassified, ComplaintReclassified, ComplaintWithdrawn, DuplicateSuspected,
+        NotificationSent,
     },
 };
 use redress_runtime::{Consumer, Running, Service, StartError, jobs::Queue};
@@ -104,6 +108,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running,
             .on::<ComplaintReclassified>(complaints.clone())
             .on::<DuplicateSuspected>(complaints.clone())
             .on::<ComplaintWithdrawn>(complaints),
+    )?;
+    // Notification's stream has its own consumer (NATS 2.9: one filter set per stream).
+    service.consume(
+        Consumer::durable("case-coordination-notifications").on::<NotificationSent>(
+            handlers::Notifications {
+                shared: shared.clone(),
+            },
+        ),
     )?;
     service.run_jobs(
         Queue::new(

@@ -410,10 +410,46 @@ async fn a_case_is_worked_decided_followed_up_reviewed_and_closed() {
     assert_eq!(status.code(), Code::InvalidArgument);
     let case = ok(c.record_decision(req(me, decision(&case))).await);
     assert_eq!(case.state, CaseState::Decided as i32);
+    let provisional = case
+        .deadlines
+        .as_ref()
+        .and_then(|d| d.review_window_ends)
+        .expect("a provisional review window from the decision");
+
+    // Notification tells the consumer (two days later, say): the window runs from then.
+    let told = chrono::Utc::now() + chrono::Duration::days(2);
+    let sent = redress_runtime::event::new_event(
+        "notification",
+        uuid::Uuid::now_v7().to_string(),
+        2,
+        redress_runtime::event::service_actor("notification"),
+        redress_proto::events::v1::NotificationSent {
+            header: Some(redress_proto::events::v1::NoticeHeader {
+                case_id: case.id.clone(),
+                kind: redress_proto::events::v1::NoticeKind::Decision as i32,
+                ..Default::default()
+            }),
+            sent_at: Some(redress_runtime::event::timestamp(told)),
+            ..Default::default()
+        },
+    );
+    env.bus().await.publish_event(&sent).await.unwrap();
+    let case = eventually("the review window runs from the notice", WAIT, || {
+        let client = client.clone();
+        let id = case.id.clone();
+        async move {
+            let case = client.get(me, &id).await.ok()?;
+            let ends = case.deadlines.as_ref()?.review_window_ends?;
+            (ends.seconds > provisional.seconds).then_some(case)
+        }
+    })
+    .await;
+    let explanation = &case.deadlines.as_ref().unwrap().explanation;
     assert!(
-        case.deadlines
-            .as_ref()
-            .is_some_and(|d| d.review_window_ends.is_some())
+        explanation
+            .iter()
+            .any(|e| e.contains("consumer told of the decision")),
+        "{explanation:?}"
     );
 
     // Close needs the follow-up first.

@@ -31,7 +31,11 @@ pub async fn view(
     let mut out = views.pop().unwrap_or_default();
     if with_timeline {
         let rows: Vec<Vec<u8>> =
-            sqlx::query_scalar("SELECT event FROM case_events WHERE case_id = $1 ORDER BY seq")
+            // The case's own events: a notice recorded in its clock history is notification's.
+            sqlx::query_scalar(
+                "SELECT event FROM case_events WHERE case_id = $1 \
+                 AND event_type <> 'notification_sent' ORDER BY seq",
+            )
                 .bind(case.id)
                 .fetch_all(&mut *conn)
                 .await?;
