@@ -88,8 +88,9 @@ def config_map(name: str, spec: dict, top: dict) -> dict:
         "REDRESS_GRPC_ADDR": f"0.0.0.0:{GRPC}",
         "REDRESS_HTTP_ADDR": f"0.0.0.0:{HTTP}",
         "REDRESS_DB_MAX_CONNECTIONS": "8",
-        # One file per signing key in the Secret redress-jwt-public-keys; its stem is the kid.
-        "REDRESS_JWT_PUBLIC_KEYS": "/etc/redress/jwt/redress.pem",
+        # One file per signing key in the Secret redress-jwt-public-keys; its stem is the kid:
+        # the token issuer's, and notification's service key (GetContact, DESIGN §4).
+        "REDRESS_JWT_PUBLIC_KEYS": "/etc/redress/jwt/redress.pem,/etc/redress/jwt/notification.pem",
         "REDRESS_LOG_FORMAT": "json",
         "REDRESS_SHUTDOWN_GRACE": f"{top['shutdown_grace_seconds']}s",
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel-collector:4317",
@@ -117,6 +118,8 @@ def deployment(name: str, spec: dict, top: dict) -> dict:
     for item in spec.get("secret_env", []):
         env.append({"name": item["name"],
                     "valueFrom": {"secretKeyRef": {"name": item["secret"], "key": item["key"]}}})
+    for f in spec.get("secret_files", []):
+        env.append({"name": f["env"], "value": f"{f['dir']}/{f['key']}"})
     env_from = [{"configMapRef": {"name": f"{name}-config"}}]
     env_from += [{"secretRef": {"name": s}} for s in spec.get("secret_env_from", [])]
     probe = lambda path, period, failures: {  # noqa: E731
@@ -147,7 +150,7 @@ def deployment(name: str, spec: dict, top: dict) -> dict:
             {"name": "jwt-public-keys", "mountPath": "/etc/redress/jwt", "readOnly": True},
             {"name": "db-ca", "mountPath": "/etc/redress/db-ca", "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        ] + [{"name": f["secret"], "mountPath": f["dir"], "readOnly": True} for f in spec.get("secret_files", [])],
     }
     spread = lambda key, when: {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when,  # noqa: E731
                                 "labelSelector": {"matchLabels": selector(name)}}
@@ -165,7 +168,9 @@ def deployment(name: str, spec: dict, top: dict) -> dict:
             {"name": "jwt-public-keys", "secret": {"secretName": "redress-jwt-public-keys"}},
             {"name": "db-ca", "secret": {"secretName": "redress-db-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-        ],
+        ] + [{"name": f["secret"], "secret": {"secretName": f["secret"], "defaultMode": 0o440,  # group = fsGroup 65532
+                                              "items": [{"key": f["key"], "path": f["key"]}]}}
+             for f in spec.get("secret_files", [])],
     }
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -322,13 +327,15 @@ def external_secrets_component(table: dict, nats_users: list[str]) -> dict[Path,
         external_secret("redress-intake-keys", [("keys", "redress/intake", "keys"),
                                                 ("active", "redress/intake", "active"),
                                                 ("pseudonym", "redress/intake", "pseudonym")]),
-        external_secret("redress-jwt-public-keys", [("redress.pem", "redress/jwt", "public-key")]),
+        external_secret("redress-jwt-public-keys", [("redress.pem", "redress/jwt", "public-key"),
+                                                    ("notification.pem", "redress/notification", "service-public-key")]),
+        external_secret("redress-notification-service-key",
+                        [("notification.pem", "redress/notification", "service-private-key")]),
         {**external_secret("redress-notification-providers", []),
          "spec": {**external_secret("redress-notification-providers", [])["spec"], "data": None,
-                  "dataFrom": [{"extract": {"key": "redress/notification"}}]}},
-        {**external_secret("redress-compliance-audit-signing", []),
-         "spec": {**external_secret("redress-compliance-audit-signing", [])["spec"], "data": None,
-                  "dataFrom": [{"extract": {"key": "redress/compliance-audit"}}]}},
+                  "dataFrom": [{"extract": {"key": "redress/notification-providers"}}]}},
+        external_secret("redress-compliance-audit-signing",
+                        [("signing.key", "redress/compliance-audit", "signer-key")]),
         external_secret("redress-db-backup-s3", [("ACCESS_KEY_ID", "redress/backup-s3", "access-key-id"),
                                                  ("ACCESS_SECRET_KEY", "redress/backup-s3", "secret-access-key")]),
     ]

@@ -36,8 +36,21 @@ apply generic redress-intake-keys --from-literal=keys="k1:$(key)" --from-literal
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 openssl genpkey -algorithm ed25519 -out "$tmp/redress.key.pem"
 openssl pkey -in "$tmp/redress.key.pem" -pubout -out "$tmp/redress.pem"
-apply generic redress-jwt-public-keys --from-file=redress.pem="$tmp/redress.pem"
+# Notification's service key: it signs GetContact calls; intake trusts the public half.
+openssl genpkey -algorithm ed25519 -out "$tmp/notification.key.pem"
+openssl pkey -in "$tmp/notification.key.pem" -pubout -out "$tmp/notification.pem"
+apply generic redress-jwt-public-keys --from-file=redress.pem="$tmp/redress.pem" \
+  --from-file=notification.pem="$tmp/notification.pem"
+apply generic redress-notification-service-key --from-file=notification.pem="$tmp/notification.key.pem"
 cp "$tmp/redress.key.pem" "./redress-dev-signing.key.pem" && chmod 600 ./redress-dev-signing.key.pem
+# No e-mail or SMS provider in dev (notification then sends nothing; its README).
 apply generic redress-notification-providers
-apply generic redress-compliance-audit-signing
+# The audit log's signer key is made by the service's own binary (its format is its own).
+if command -v redress-compliance-audit >/dev/null; then
+  redress-compliance-audit keygen "redress-dev" "$tmp/signing.key" >/dev/null
+  apply generic redress-compliance-audit-signing --from-file=signing.key="$tmp/signing.key"
+else
+  echo "redress-compliance-audit is not on PATH: make the Secret redress-compliance-audit-signing (key signing.key)"
+  echo "  with \`redress-compliance-audit keygen redress-dev signing.key\` (services/compliance-audit/README.md)"
+fi
 echo "secrets made in $ns; dev token signing key: ./redress-dev-signing.key.pem (kid redress)"
