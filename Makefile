@@ -5,7 +5,7 @@ ENV := .redress/env
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help deps run test test-rust test-python test-quickstart lint check-tree bench chaos eval stop clean
+.PHONY: help deps run test test-rust test-python test-quickstart lint check-tree deploy-check bench chaos eval stop clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -15,10 +15,11 @@ deps: ## reuse or start NATS (JetStream) and Postgres; install them if missing
 
 # `make run` and `make test` share one build (the dev profile, dependencies optimised): the
 # first of them compiles everything once, the other reuses it.
-run: deps ## run the whole suite in one process against local NATS and Postgres
+run: deps ## run the whole suite in one process against local NATS and Postgres (REDRESS_NATS_SECURE=1: separate processes on a bus with deploy/nats permissions)
 	@$(CARGO) build --locked -p redress -p redress-intake -p redress-classification -p redress-case-coordination
 	@mkdir -p .redress/bin && ln -sf "$(CURDIR)/target/debug/redress" .redress/bin/redress
-	@source $(ENV) && target/debug/redress dev
+	@if [ "$${REDRESS_NATS_SECURE:-}" = 1 ]; then source $(ENV) && bash deploy/nats/run-secure.sh; \
+	else source $(ENV) && target/debug/redress dev; fi
 
 test: deps ## every test: unit, integration (real Postgres + NATS), end-to-end, the README quick start, gRPC from Python
 	@$(MAKE) --no-print-directory test-rust test-python test-quickstart
@@ -39,6 +40,9 @@ lint: check-tree ## buf lint, AsyncAPI validation, rustfmt, clippy (warnings are
 	@$(CARGO) fmt --all -- --check
 	@$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	@bash .ci/check-no-dev-keys
+
+deploy-check: deps ## render and validate the Kubernetes overlays (schemas, CRDs, checkov); test the NATS permissions and an R3 cluster with real servers
+	@source $(ENV) && bash deploy/check/run.sh
 
 check-tree: ## no machine-only paths in tracked files; queries are checked at run time (no sqlx offline data)
 	@bash .ci/check-tree

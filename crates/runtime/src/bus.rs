@@ -12,6 +12,7 @@ use async_nats::{
 };
 use bytes::Bytes;
 use futures::future::join_all;
+use secrecy::ExposeSecret;
 
 use crate::config::RuntimeConfig;
 
@@ -82,6 +83,13 @@ impl Bus {
                         source,
                     })?;
         }
+        if let (Some(user), Some(password)) = (&config.nats_user, &config.nats_password) {
+            // Replies and pulled messages travel on inboxes: a user confined to its own prefix
+            // (deploy/nats/bus.toml) cannot read what other users pull.
+            options = options
+                .user_and_password(user.clone(), password.expose_secret().to_owned())
+                .custom_inbox_prefix(format!("_INBOX_{user}"));
+        }
         let tls = &config.tls;
         if let Some(ca) = &tls.nats_tls_ca {
             options = options.add_root_certificates(ca.clone()).require_tls(true);
@@ -89,8 +97,16 @@ impl Bus {
         if let (Some(cert), Some(key)) = (&tls.nats_tls_cert, &tls.nats_tls_key) {
             options = options.add_client_certificate(cert.clone(), key.clone());
         }
+        // Several servers of one cluster, comma-separated (as the setting documents): the client
+        // tries them in turn and reconnects to any.
+        let servers: Vec<&str> = config
+            .nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let client = options
-            .connect(config.nats_url.as_str())
+            .connect(servers)
             .await
             .map_err(|source| BusError::Connect {
                 url: config.nats_url.clone(),
@@ -284,7 +300,10 @@ fn connect_reason(error: &async_nats::ConnectError) -> String {
         ConnectErrorKind::Io => format!("connection refused, unreachable or cut ({error})"),
         ConnectErrorKind::Tls => format!("TLS failed ({error})"),
         ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication => {
-            format!("not authorised ({error}); check REDRESS_NATS_CREDS")
+            format!(
+                "not authorised ({error}); check REDRESS_NATS_USER and REDRESS_NATS_PASSWORD, \
+                 or REDRESS_NATS_CREDS"
+            )
         }
         _ => error.to_string(),
     }

@@ -42,6 +42,16 @@ pub struct RuntimeConfig {
     #[arg(long, env = "REDRESS_NATS_CREDS")]
     pub nats_creds: Option<PathBuf>,
 
+    /// NATS user name, for a server whose `authorization`/`accounts` block lists users with
+    /// passwords (deploy/nats generates one per service with its subject permissions).
+    #[arg(long, env = "REDRESS_NATS_USER", requires = "nats_password")]
+    pub nats_user: Option<String>,
+
+    /// Password of `REDRESS_NATS_USER` (kept out of the URL, so logs never carry it).
+    #[arg(long, env = "REDRESS_NATS_PASSWORD", requires = "nats_user",
+          value_parser = parse_secret, hide_env_values = true)]
+    pub nats_password: Option<SecretString>,
+
     /// Prefix for every subject, stream and database schema, so several environments (or
     /// tests) can share one NATS server and one Postgres without seeing each other. Empty in
     /// production.
@@ -375,6 +385,14 @@ mod tests {
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("99999999999999999999h").is_err());
+    }
+
+    #[test]
+    fn a_nats_user_comes_with_its_password() {
+        assert!(Cli::try_parse_from(["svc", "--nats-user", "intake"]).is_err());
+        assert!(Cli::try_parse_from(["svc", "--nats-password", "secret"]).is_err());
+        let both = Cli::try_parse_from(["svc", "--nats-user", "intake", "--nats-password", "s"]);
+        assert!(both.is_ok_and(|c| c.runtime.nats_user.as_deref() == Some("intake")));
     }
 
     #[test]
