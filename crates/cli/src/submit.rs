@@ -47,6 +47,16 @@ pub struct BusArgs {
     pub nats_creds: Option<std::path::PathBuf>,
     #[arg(long, env = "REDRESS_NATS_TLS_CA")]
     pub nats_tls_ca: Option<std::path::PathBuf>,
+    /// A user of the secured bus (deploy/nats/bus.toml), e.g. a channel's.
+    #[arg(long, env = "REDRESS_NATS_USER", requires = "nats_password")]
+    pub nats_user: Option<String>,
+    #[arg(
+        long,
+        env = "REDRESS_NATS_PASSWORD",
+        requires = "nats_user",
+        hide_env_values = true
+    )]
+    pub nats_password: Option<String>,
 }
 
 impl BusArgs {
@@ -54,6 +64,8 @@ impl BusArgs {
         let mut config = RuntimeConfig::local(&self.nats_url, "", &self.namespace);
         config.nats_creds = self.nats_creds.clone();
         config.tls.nats_tls_ca = self.nats_tls_ca.clone();
+        config.nats_user = self.nats_user.clone();
+        config.nats_password = self.nats_password.clone().map(secrecy::SecretString::from);
         Ok(Bus::connect(&config, "cli").await?)
     }
 }
