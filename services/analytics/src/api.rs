@@ -112,12 +112,18 @@ pub fn breakdown(q: &pb::Query, department: Option<&str>) -> Result<Breakdown, S
             Grain::Month
         }
     };
-    let from = date("query.from", &q.from).map_err(|v| violations.push(v)).ok();
+    let from = date("query.from", &q.from)
+        .map_err(|v| violations.push(v))
+        .ok();
     let to = date("query.to", &q.to).map_err(|v| violations.push(v)).ok();
     if let (Some(f), Some(t)) = (from, to)
         && f >= t
     {
-        violations.push(FieldViolation::new("query.to", code::OUT_OF_RANGE, "must be after `from`"));
+        violations.push(FieldViolation::new(
+            "query.to",
+            code::OUT_OF_RANGE,
+            "must be after `from`",
+        ));
     }
     match (from, to, violations.is_empty()) {
         (Some(from), Some(to), true) => Ok(Breakdown {
@@ -171,7 +177,11 @@ impl AnalyticsService for Api {
         let offset = match self.pager.decode(&page.page_token)? {
             None => 0,
             Some((at, token_id)) if token_id == id => at.timestamp_micros(),
-            Some(_) => return Err(Status::invalid_argument("page.pageToken: belongs to another query")),
+            Some(_) => {
+                return Err(Status::invalid_argument(
+                    "page.pageToken: belongs to another query",
+                ));
+            }
         };
         let size = page_size(page.page_size);
         let rows = b
@@ -179,7 +189,9 @@ impl AnalyticsService for Api {
             .await
             .map_err(|e| grpc::database("breakdown", &e))?;
         let start = usize::try_from(offset).unwrap_or(0).min(rows.len());
-        let end = start.saturating_add(usize::try_from(size).unwrap_or(0)).min(rows.len());
+        let end = start
+            .saturating_add(usize::try_from(size).unwrap_or(0))
+            .min(rows.len());
         let next_page_token = if end < rows.len() {
             let at = chrono::DateTime::from_timestamp_micros(end as i64).unwrap_or_default();
             self.pager.encode(at, id)
@@ -195,14 +207,25 @@ impl AnalyticsService for Api {
         }))
     }
 
-    async fn trend(&self, request: Request<TrendRequest>) -> Result<Response<TrendResponse>, Status> {
+    async fn trend(
+        &self,
+        request: Request<TrendRequest>,
+    ) -> Result<Response<TrendResponse>, Status> {
         let department = scope(&request)?;
         let r = request.get_ref();
         if r.measure.is_empty() {
-            return Err(grpc::invalid(FieldViolation::new("measure", code::REQUIRED, "name one")));
+            return Err(grpc::invalid(FieldViolation::new(
+                "measure",
+                code::REQUIRED,
+                "name one",
+            )));
         }
         let q = pb::Query {
-            dimensions: if r.split_by.is_empty() { vec![] } else { vec![r.split_by.clone()] },
+            dimensions: if r.split_by.is_empty() {
+                vec![]
+            } else {
+                vec![r.split_by.clone()]
+            },
             measures: vec![r.measure.clone()],
             grain: r.grain,
             from: r.from.clone(),
@@ -243,9 +266,12 @@ impl AnalyticsService for Api {
         let rows = alerts::list(self.db.pool(), r.open_only, after, size + 1)
             .await
             .map_err(|e| grpc::database("alerts", &e))?;
-        let page = self
-            .pager
-            .page(rows, size, |a| (a.raised_at, a.alert_id), alerts::Stored::into_pb);
+        let page = self.pager.page(
+            rows,
+            size,
+            |a| (a.raised_at, a.alert_id),
+            alerts::Stored::into_pb,
+        );
         Ok(Response::new(ListAlertsResponse {
             alerts: page.items,
             next_page_token: page.next_page_token,
@@ -261,7 +287,11 @@ impl AnalyticsService for Api {
         let mut violations = Vec::new();
         let kind = match grpc::enum_value::<ReportKind>("kind", r.kind) {
             Ok(Some(ReportKind::Unspecified)) | Ok(None) => {
-                violations.push(FieldViolation::new("kind", code::REQUIRED, "management or regulator"));
+                violations.push(FieldViolation::new(
+                    "kind",
+                    code::REQUIRED,
+                    "management or regulator",
+                ));
                 ReportKind::Management
             }
             Ok(Some(k)) => k,
@@ -326,11 +356,11 @@ impl AnalyticsService for Api {
             }
             chunks.push(text);
         }
-        let stream = futures::stream::iter(
-            chunks
-                .into_iter()
-                .map(|text| Ok(CsvChunk { data: text.into_bytes() })),
-        );
+        let stream = futures::stream::iter(chunks.into_iter().map(|text| {
+            Ok(CsvChunk {
+                data: text.into_bytes(),
+            })
+        }));
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -60,7 +60,9 @@ pub const HOUR_BUCKETS: &[i64] = &[
 
 /// The measure names of the histogram buckets of one duration, `hist_<name>_<k>`.
 pub fn bucket_names(name: &str) -> Vec<String> {
-    (0..=HOUR_BUCKETS.len()).map(|k| format!("hist_{name}_{k:02}")).collect()
+    (0..=HOUR_BUCKETS.len())
+        .map(|k| format!("hist_{name}_{k:02}"))
+        .collect()
 }
 
 /// What a cell count needs to know besides the fact: local days and working days.
@@ -83,7 +85,9 @@ static CONFIDENCE: LazyLock<Vec<String>> =
 
 /// The measure of confidence decile `k` (0–9).
 pub fn confidence_name(k: usize) -> &'static str {
-    CONFIDENCE.get(k.min(9)).map_or("confidence_0", String::as_str)
+    CONFIDENCE
+        .get(k.min(9))
+        .map_or("confidence_0", String::as_str)
 }
 
 impl Context {
@@ -106,7 +110,6 @@ impl Context {
         }
         n
     }
-
 }
 
 /// The histogram bucket of a duration (index into [`DURATIONS`]) of `seconds`.
@@ -121,7 +124,6 @@ pub fn bucket(duration: usize, seconds: i64) -> &'static str {
         .and_then(|h| h.get(k))
         .map_or("hist_unknown", String::as_str)
 }
-
 
 /// Adds cells into a map, dropping those that sum to zero.
 #[derive(Debug, Default)]
@@ -185,19 +187,41 @@ pub fn contribution(ctx: &Context, fact: &Fact) -> Vec<(Key, i64)> {
     }
     on(rday, &base, "duplicates", i64::from(fact.duplicate));
     on(rday, &base, "withdrawn", i64::from(fact.withdrawn));
-    on(rday, &base, "escalated_mediation", i64::from(fact.escalated_mediation));
-    on(rday, &base, "escalated_regulator", i64::from(fact.escalated_regulator));
+    on(
+        rday,
+        &base,
+        "escalated_mediation",
+        i64::from(fact.escalated_mediation),
+    );
+    on(
+        rday,
+        &base,
+        "escalated_regulator",
+        i64::from(fact.escalated_regulator),
+    );
     on(rday, &base, "reopened", i64::from(fact.reopened));
     on(rday, &base, "reassigned", i64::from(fact.assignments > 1));
-    on(rday, &base, "reassignments", i64::from((fact.assignments - 1).max(0)));
+    on(
+        rday,
+        &base,
+        "reassignments",
+        i64::from((fact.assignments - 1).max(0)),
+    );
     if fact.extension_tier > 0 {
-        on(rday, &detail(&format!("tier-{}", fact.extension_tier)), "extended", 1);
+        on(
+            rday,
+            &detail(&format!("tier-{}", fact.extension_tier)),
+            "extended",
+            1,
+        );
     }
     if !fact.model_v.is_empty() {
         let model = detail(&fact.model_category);
         on(rday, &model, "classified", 1);
         on(rday, &model, "overridden", i64::from(fact.overridden));
-        let k = fact.confidence.map_or(0, |c| (c * 10.0).floor().clamp(0.0, 9.0) as usize);
+        let k = fact
+            .confidence
+            .map_or(0, |c| (c * 10.0).floor().clamp(0.0, 9.0) as usize);
         on(rday, &model, confidence_name(k), 1);
     }
     let times = [fact.assigned_at, fact.contact_at, fact.decided_at];
@@ -229,7 +253,12 @@ fn decision(
         ..base.clone()
     };
     if let Some(due) = fact.due_at {
-        on(day, base, if decided <= due { "on_time" } else { "late" }, 1);
+        on(
+            day,
+            base,
+            if decided <= due { "on_time" } else { "late" },
+            1,
+        );
     }
     match fact.outcome.as_str() {
         "upheld" => on(day, base, "upheld", 1),
@@ -299,7 +328,18 @@ pub fn standalone(ctx: &Context, ev: &Ev) -> Vec<(Key, i64)> {
                 detail: kind.clone(),
                 ..Dims::default()
             };
-            vec![((day, d, if *failed { "notices_failed" } else { "notices_sent" }), 1)]
+            vec![(
+                (
+                    day,
+                    d,
+                    if *failed {
+                        "notices_failed"
+                    } else {
+                        "notices_sent"
+                    },
+                ),
+                1,
+            )]
         }
         Body::Complaint { .. } => Vec::new(),
     }

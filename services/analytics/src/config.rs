@@ -41,7 +41,11 @@ pub enum Command {
 pub struct AnalyticsConfig {
     /// The regime whose calendar sets the business time zone and working days
     /// (cn-nfra, us-cfpb, uk-fca; see crates/regime).
-    #[arg(long = "analytics-regime", env = "REDRESS_ANALYTICS_REGIME", default_value = "cn-nfra")]
+    #[arg(
+        long = "analytics-regime",
+        env = "REDRESS_ANALYTICS_REGIME",
+        default_value = "cn-nfra"
+    )]
     pub regime: String,
 
     /// An alert rules file; the shipped data/alert-rules-v1.toml when not set.

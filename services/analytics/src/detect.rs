@@ -127,14 +127,22 @@ pub fn upper_tail(x: f64, mean: f64, var: f64) -> f64 {
         let p = mean / var; // success probability
         for i in 0..k {
             let i = i as f64;
-            below += (ln_gamma(i + r) - ln_gamma(r) - ln_gamma(i + 1.0) + r * p.ln() + i * (1.0 - p).ln()).exp();
+            below += (ln_gamma(i + r) - ln_gamma(r) - ln_gamma(i + 1.0)
+                + r * p.ln()
+                + i * (1.0 - p).ln())
+            .exp();
         }
     }
     (1.0 - below).max(0.0)
 }
 
 /// Tests the last day of `counts` (one per day, oldest first, the last on `last_day`).
-pub fn spike(rules: &Spike, calendar: &Calendar, counts: &[f64], last_day: NaiveDate) -> Option<Signal> {
+pub fn spike(
+    rules: &Spike,
+    calendar: &Calendar,
+    counts: &[f64],
+    last_day: NaiveDate,
+) -> Option<Signal> {
     let t = counts.len().checked_sub(1)?;
     let x = counts[t];
     if x < rules.min_count {

@@ -24,7 +24,10 @@ pub struct Ev {
 /// What happened, to a complaint (merged into its fact) or on its own (counted as it is).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
-    Complaint { complaint_id: String, change: Change },
+    Complaint {
+        complaint_id: String,
+        change: Change,
+    },
     /// A submission intake refused: counted per violation code.
     Rejected { channel: String, codes: Vec<String> },
     /// A notice to a consumer sent, or failed.
@@ -50,14 +53,22 @@ pub enum Change {
         regime: String,
         due: Option<DateTime<Utc>>,
     },
-    Assigned { department: String, partner: String },
+    Assigned {
+        department: String,
+        partner: String,
+    },
     WorkStarted,
-    Extended { tier: u32, due: Option<DateTime<Utc>> },
+    Extended {
+        tier: u32,
+        due: Option<DateTime<Utc>>,
+    },
     /// The running deadline moved (clock resumed, new facts).
     DueMoved(Option<DateTime<Utc>>),
     Decided(Decision),
     ReviewRequested,
-    Escalated { regulator: bool },
+    Escalated {
+        regulator: bool,
+    },
     Satisfaction(String),
     Reopened,
 }
@@ -94,18 +105,26 @@ pub struct Decision {
 
 /// The lower-case name of a proto enum value without its prefix (`CHANNEL_WALK_IN` → `walk_in`).
 fn token(name: &str, prefix: &str) -> String {
-    name.strip_prefix(prefix).unwrap_or(name).to_ascii_lowercase()
+    name.strip_prefix(prefix)
+        .unwrap_or(name)
+        .to_ascii_lowercase()
 }
 
 fn channel(value: i32) -> String {
-    Channel::try_from(value).map_or_else(|_| "unspecified".into(), |c| token(c.as_str_name(), "CHANNEL_"))
+    Channel::try_from(value).map_or_else(
+        |_| "unspecified".into(),
+        |c| token(c.as_str_name(), "CHANNEL_"),
+    )
 }
 
 fn severity(value: i32) -> String {
-    Severity::try_from(value).map_or_else(|_| String::new(), |s| match s {
-        Severity::Unspecified => String::new(),
-        s => token(s.as_str_name(), "SEVERITY_"),
-    })
+    Severity::try_from(value).map_or_else(
+        |_| String::new(),
+        |s| match s {
+            Severity::Unspecified => String::new(),
+            s => token(s.as_str_name(), "SEVERITY_"),
+        },
+    )
 }
 
 /// To the microsecond, as Postgres keeps it, so a fact reads back exactly as it was merged.
@@ -120,8 +139,10 @@ fn summary(c: &ComplaintSummary) -> Summary {
         received_at: time(c.received_at.as_ref()),
         registered_at: time(c.registered_at.as_ref()),
         channel: channel(c.channel),
-        kind: ComplaintKind::try_from(c.kind)
-            .map_or_else(|_| String::new(), |k| token(k.as_str_name(), "COMPLAINT_KIND_")),
+        kind: ComplaintKind::try_from(c.kind).map_or_else(
+            |_| String::new(),
+            |k| token(k.as_str_name(), "COMPLAINT_KIND_"),
+        ),
         product: c.product.clone(),
         vulnerable: v.elderly
             || v.disability
@@ -134,7 +155,11 @@ fn summary(c: &ComplaintSummary) -> Summary {
 
 fn class(c: &redress_proto::events::v1::Classification, specialist: bool) -> Class {
     Class {
-        category: c.category.as_ref().map(|l| l.code.clone()).unwrap_or_default(),
+        category: c
+            .category
+            .as_ref()
+            .map(|l| l.code.clone())
+            .unwrap_or_default(),
         cause: c.cause.as_ref().map(|l| l.code.clone()).unwrap_or_default(),
         product: c.product.clone(),
         severity: severity(c.severity),
@@ -194,7 +219,11 @@ pub fn body(payload: &Payload) -> Option<Body> {
         P::CaseCreated(e) => on(
             e.header.as_ref(),
             Change::Created {
-                department: e.header.as_ref().map(|h| h.department.clone()).unwrap_or_default(),
+                department: e
+                    .header
+                    .as_ref()
+                    .map(|h| h.department.clone())
+                    .unwrap_or_default(),
                 partner: e.partner.clone(),
                 regime: e.regime.clone(),
                 due: time(e.decision_due.as_ref()),
@@ -203,7 +232,11 @@ pub fn body(payload: &Payload) -> Option<Body> {
         P::CaseAssigned(e) => on(
             e.header.as_ref(),
             Change::Assigned {
-                department: e.header.as_ref().map(|h| h.department.clone()).unwrap_or_default(),
+                department: e
+                    .header
+                    .as_ref()
+                    .map(|h| h.department.clone())
+                    .unwrap_or_default(),
                 partner: e.partner.clone(),
             },
         ),
@@ -215,12 +248,14 @@ pub fn body(payload: &Payload) -> Option<Body> {
                 due: time(e.decision_due.as_ref()),
             },
         ),
-        P::CaseClockResumed(e) => {
-            on(e.header.as_ref(), Change::DueMoved(time(e.decision_due.as_ref())))
-        }
-        P::CaseNewFacts(e) => {
-            on(e.header.as_ref(), Change::DueMoved(time(e.decision_due.as_ref())))
-        }
+        P::CaseClockResumed(e) => on(
+            e.header.as_ref(),
+            Change::DueMoved(time(e.decision_due.as_ref())),
+        ),
+        P::CaseNewFacts(e) => on(
+            e.header.as_ref(),
+            Change::DueMoved(time(e.decision_due.as_ref())),
+        ),
         P::CaseDecided(e) => {
             let remedy = e.remedy.as_ref().and_then(|r| r.amount.as_ref());
             on(

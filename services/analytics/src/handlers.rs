@@ -43,7 +43,9 @@ impl<E: EventPayload> EventHandler<E> for Ingest {
             .occurred_at
             .and_then(|t| chrono::DateTime::from_timestamp_micros(t.timestamp_micros()))
         else {
-            return Err(HandleError::Permanent("the event has no occurred_at".into()));
+            return Err(HandleError::Permanent(
+                "the event has no occurred_at".into(),
+            ));
         };
         let Some(body) = body(&event.payload.into_payload()) else {
             // Carries nothing a figure uses (e.g. a case event without its complaint id).

@@ -80,6 +80,16 @@ fn reports(config: &Config) -> Result<report::Reports, StartError> {
     Ok(report::Reports { denominators })
 }
 
+fn alert_rules(config: &Config) -> Result<detect::Rules, StartError> {
+    let setting = "REDRESS_ANALYTICS_ALERT_RULES";
+    let text = match &config.analytics.alert_rules {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| StartError::config(setting, format!("{}: {e}", path.display())))?,
+        None => detect::RULES_V1.to_owned(),
+    };
+    detect::Rules::parse(&text).map_err(|e| StartError::config(setting, e))
+}
+
 /// Starts analytics (or runs its command) and returns once it is serving.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Exit, StartError> {
     let ctx = Arc::new(context(&config.analytics.regime)?);
@@ -88,16 +98,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Exit, St
         rebuild::run(&config, ctx, from).await?;
         return Ok(Exit::Done);
     }
+    let rules = alert_rules(&config)?;
+    let interval = config.analytics.alert_interval;
     let mut service =
         Service::start(SERVICE, SCHEMA, config.runtime, &MIGRATIONS, shutdown).await?;
-    let ingest = handlers::Ingest { ctx };
+    let ingest = handlers::Ingest { ctx: ctx.clone() };
     for consumer in handlers::consumers(SERVICE, &ingest) {
         service.consume(consumer)?;
     }
+    let work = alerts::run(
+        service.db.clone(),
+        ctx,
+        rules,
+        interval,
+        service.shutdown_token(),
+    );
+    service.spawn(work);
     let api = api::Api {
         db: service.db.clone(),
         pager: service.pager(),
         reports,
     };
-    Ok(service.serve(AnalyticsServiceServer::new(api)).await?.into())
+    Ok(service
+        .serve(AnalyticsServiceServer::new(api))
+        .await?
+        .into())
 }

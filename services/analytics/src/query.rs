@@ -84,10 +84,13 @@ pub fn stored_measures() -> Vec<String> {
     names
 }
 
+/// Computes a derived measure from a lookup of stored sums.
+type Formula = Box<dyn Fn(&dyn Fn(&str) -> f64) -> f64 + Send + Sync>;
+
 /// A measure computed from stored ones: the stored measures it reads and how.
 struct Derived {
     reads: Vec<String>,
-    compute: Box<dyn Fn(&dyn Fn(&str) -> f64) -> f64 + Send + Sync>,
+    compute: Formula,
 }
 
 fn ratio(num: &'static [&'static str], den: &'static [&'static str]) -> Derived {
@@ -238,8 +241,9 @@ pub fn period_of(grain: Grain, day: NaiveDate) -> String {
         Grain::Day | Grain::Unspecified => day,
         Grain::Week => day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday())),
         Grain::Month => day.with_day(1).unwrap_or(day),
-        Grain::Quarter => NaiveDate::from_ymd_opt(day.year(), (day.month0() / 3) * 3 + 1, 1)
-            .unwrap_or(day),
+        Grain::Quarter => {
+            NaiveDate::from_ymd_opt(day.year(), (day.month0() / 3) * 3 + 1, 1).unwrap_or(day)
+        }
         Grain::Year => NaiveDate::from_ymd_opt(day.year(), 1, 1).unwrap_or(day),
         Grain::All => return String::new(),
     };
@@ -276,7 +280,11 @@ impl Breakdown {
         } else {
             "agg_day"
         };
-        let dims: Vec<String> = self.dimensions.iter().map(|d| format!("{d}::text")).collect();
+        let dims: Vec<String> = self
+            .dimensions
+            .iter()
+            .map(|d| format!("{d}::text"))
+            .collect();
         let mut sql = format!(
             "SELECT period, measure, ARRAY[{}]::text[] AS dims, sum(value)::float8 \
              FROM {table} WHERE period >= $1 AND period < $2 AND measure = ANY($3)",
@@ -287,10 +295,11 @@ impl Breakdown {
         }
         sql.push_str(" GROUP BY period, measure, dims");
         // Names in `sql` are checked dimension names; values are bound.
-        let mut query = sqlx::query_as::<_, (NaiveDate, String, Vec<String>, f64)>(sqlx::AssertSqlSafe(sql))
-            .bind(self.from)
-            .bind(self.to)
-            .bind(self.reads());
+        let mut query =
+            sqlx::query_as::<_, (NaiveDate, String, Vec<String>, f64)>(sqlx::AssertSqlSafe(sql))
+                .bind(self.from)
+                .bind(self.to)
+                .bind(self.reads());
         for (_, values) in &self.filters {
             query = query.bind(values);
         }
@@ -301,7 +310,9 @@ impl Breakdown {
     fn rows(&self, sums: Vec<(NaiveDate, String, Vec<String>, f64)>) -> Vec<Row> {
         let mut groups: BTreeMap<(String, Vec<String>), BTreeMap<String, f64>> = BTreeMap::new();
         for (day, measure, dims, value) in sums {
-            let group = groups.entry((period_of(self.grain, day), dims)).or_default();
+            let group = groups
+                .entry((period_of(self.grain, day), dims))
+                .or_default();
             *group.entry(measure).or_insert(0.0) += value;
         }
         let formulas: Vec<Option<Derived>> = self.measures.iter().map(|m| derived(m)).collect();

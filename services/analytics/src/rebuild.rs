@@ -123,7 +123,12 @@ pub async fn replay(
         .map_err(|e| error(e.to_string()))?;
     let (deliver_policy, mut last) = match start {
         Start::Time(start_time) => (DeliverPolicy::ByStartTime { start_time }, 0),
-        Start::After(seq) => (DeliverPolicy::ByStartSequence { start_sequence: seq + 1 }, seq),
+        Start::After(seq) => (
+            DeliverPolicy::ByStartSequence {
+                start_sequence: seq + 1,
+            },
+            seq,
+        ),
     };
     let mut consumer = stream
         .create_consumer(pull::Config {
@@ -162,7 +167,11 @@ pub async fn replay(
                 pending = info.pending;
                 last = info.stream_sequence;
             }
-            if let Some(ev) = Event::decode(message.payload.as_ref()).ok().as_ref().and_then(from_event) {
+            if let Some(ev) = Event::decode(message.payload.as_ref())
+                .ok()
+                .as_ref()
+                .and_then(from_event)
+            {
                 events.push(ev);
             }
         }
@@ -230,10 +239,12 @@ pub async fn run(config: &Config, ctx: Arc<Context>, from: &str) -> Result<(), S
     .await?;
     let fresh_schema =
         redress_runtime::db::schema_name(&config.runtime.bus_namespace, "analytics_rebuild");
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {fresh_schema} CASCADE")))
-        .execute(service.db.pool())
-        .await
-        .map_err(|e| failed(e.into()))?;
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {fresh_schema} CASCADE"
+    )))
+    .execute(service.db.pool())
+    .await
+    .map_err(|e| failed(e.into()))?;
     let fresh = Database::connect(
         config.runtime.database_url.expose_secret(),
         SCHEMA,
@@ -244,23 +255,41 @@ pub async fn run(config: &Config, ctx: Arc<Context>, from: &str) -> Result<(), S
     .await?;
     let mut last = Vec::new();
     for (spec, suffix) in &SOURCES {
-        let seq = replay(&service.bus, fresh.pool(), &ctx, spec, suffix, Start::Time(from))
-            .await
-            .map_err(failed)?;
+        let seq = replay(
+            &service.bus,
+            fresh.pool(),
+            &ctx,
+            spec,
+            suffix,
+            Start::Time(from),
+        )
+        .await
+        .map_err(failed)?;
         tracing::info!(stream = spec.name, last_sequence = seq, "replayed");
         last.push(seq);
     }
-    swap(service.db.pool(), &fresh_schema).await.map_err(failed)?;
+    swap(service.db.pool(), &fresh_schema)
+        .await
+        .map_err(failed)?;
     for ((spec, suffix), seq) in SOURCES.iter().zip(last) {
-        replay(&service.bus, service.db.pool(), &ctx, spec, suffix, Start::After(seq))
-            .await
-            .map_err(failed)?;
+        replay(
+            &service.bus,
+            service.db.pool(),
+            &ctx,
+            spec,
+            suffix,
+            Start::After(seq),
+        )
+        .await
+        .map_err(failed)?;
     }
     fresh.pool().close().await;
-    sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {fresh_schema} CASCADE")))
-        .execute(service.db.pool())
-        .await
-        .map_err(|e| failed(e.into()))?;
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {fresh_schema} CASCADE"
+    )))
+    .execute(service.db.pool())
+    .await
+    .map_err(|e| failed(e.into()))?;
     tracing::info!("rebuild swapped in");
     Ok(())
 }

@@ -3,11 +3,19 @@
 //! and as CSV (every table). `redress report` asks for them over gRPC.
 
 use chrono::{Datelike, Months, NaiveDate};
-use redress_proto::{analytics::v1::{Grain, ReportKind}, events::v1::FieldViolation, vocab::code};
+use redress_proto::{
+    analytics::v1::{Grain, ReportKind},
+    events::v1::FieldViolation,
+    vocab::code,
+};
 use serde::Deserialize;
 use sqlx::PgPool;
 
-use crate::{csv, query::{Breakdown, Row}, svg};
+use crate::{
+    csv,
+    query::{Breakdown, Row},
+    svg,
+};
 
 /// Denominators for complaint rates, as versioned data (`data/denominators-v1.toml`).
 #[derive(Debug, Clone, Deserialize)]
@@ -32,7 +40,10 @@ impl Denominators {
 
     fn customers(&self, month: NaiveDate) -> Option<u64> {
         let key = month.format("%Y-%m").to_string();
-        self.month.iter().find(|m| m.month == key).map(|m| m.customers)
+        self.month
+            .iter()
+            .find(|m| m.month == key)
+            .map(|m| m.customers)
     }
 }
 
@@ -66,9 +77,18 @@ pub const HEADLINE: &[(&str, &str)] = &[
     ("duplicates", "疑似重复 Suspected duplicates"),
     ("decided", "办结 Decided"),
     ("on_time_rate", "按期办结率 On-time rate"),
-    ("mean_decide_wdays", "平均办理工作日 Mean working days to decision"),
-    ("p50_decide_hours", "办理时长中位数(小时) Median hours to decision"),
-    ("p90_decide_hours", "办理时长P90(小时) P90 hours to decision"),
+    (
+        "mean_decide_wdays",
+        "平均办理工作日 Mean working days to decision",
+    ),
+    (
+        "p50_decide_hours",
+        "办理时长中位数(小时) Median hours to decision",
+    ),
+    (
+        "p90_decide_hours",
+        "办理时长P90(小时) P90 hours to decision",
+    ),
     ("extension_rate", "延期率 Extension rate"),
     ("reassignment_rate", "转办率 Reassignment rate"),
     ("review_rate", "核查申请率 Review rate"),
@@ -119,7 +139,11 @@ impl Reports {
         let mut tables = Vec::new();
         let mut charts = Vec::new();
         let label = first.format("%Y-%m").to_string();
-        let name = if kind == ReportKind::Regulator { "regulator-report" } else { "management-report" };
+        let name = if kind == ReportKind::Regulator {
+            "regulator-report"
+        } else {
+            "management-report"
+        };
         let title = if kind == ReportKind::Regulator {
             format!("投诉数据报送 Complaint statistics report {label}")
         } else {
@@ -128,7 +152,10 @@ impl Reports {
 
         let measures: Vec<&str> = HEADLINE.iter().map(|h| h.0).collect();
         let head = q(&[], &measures, Grain::All, first, next).run(pool).await?;
-        let values = head.first().map(|r| r.values.clone()).unwrap_or_else(|| vec![0.0; measures.len()]);
+        let values = head
+            .first()
+            .map(|r| r.values.clone())
+            .unwrap_or_else(|| vec![0.0; measures.len()]);
         tables.push(Table {
             title: "核心指标 Headline figures".into(),
             header: vec!["measure".into(), "指标".into(), "value".into()],
@@ -138,7 +165,9 @@ impl Reports {
                 .map(|((m, l), v)| vec![(*m).to_owned(), (*l).to_owned(), fmt(*v)])
                 .collect(),
         });
-        let daily = q(&[], &["received"], Grain::Day, first, next).run(pool).await?;
+        let daily = q(&[], &["received"], Grain::Day, first, next)
+            .run(pool)
+            .await?;
         charts.push(svg::line(
             &format!("每日受理量 Complaints received per day, {label}"),
             &series(&daily),
@@ -147,40 +176,92 @@ impl Reports {
         let by = |rows: &[Row]| -> Vec<(String, f64)> {
             let mut items: Vec<(String, f64)> = rows
                 .iter()
-                .map(|r| (r.dimensions.join(" / "), r.values.first().copied().unwrap_or(0.0)))
+                .map(|r| {
+                    (
+                        r.dimensions.join(" / "),
+                        r.values.first().copied().unwrap_or(0.0),
+                    )
+                })
                 .collect();
             items.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             items
         };
-        let cat = q(&["category"], &["received", "decided", "on_time_rate", "mean_decide_wdays"], Grain::All, first, next)
+        let cat = q(
+            &["category"],
+            &["received", "decided", "on_time_rate", "mean_decide_wdays"],
+            Grain::All,
+            first,
+            next,
+        )
+        .run(pool)
+        .await?;
+        charts.push(svg::bars(
+            "按业务类别 Complaints by business category",
+            &by(&cat),
+        ));
+        tables.push(table(
+            "按业务类别 By business category",
+            &["category"],
+            &["received", "decided", "on_time_rate", "mean_decide_wdays"],
+            &cat,
+        ));
+
+        let chan = q(&["channel"], &["received"], Grain::All, first, next)
             .run(pool)
             .await?;
-        charts.push(svg::bars("按业务类别 Complaints by business category", &by(&cat)));
-        tables.push(table("按业务类别 By business category", &["category"], &["received", "decided", "on_time_rate", "mean_decide_wdays"], &cat));
-
-        let chan = q(&["channel"], &["received"], Grain::All, first, next).run(pool).await?;
         charts.push(svg::bars("按渠道 Complaints by channel", &by(&chan)));
-        tables.push(table("按渠道 By channel", &["channel"], &["received"], &chan));
+        tables.push(table(
+            "按渠道 By channel",
+            &["channel"],
+            &["received"],
+            &chan,
+        ));
 
-        let heat = q(&["category"], &["received"], Grain::Month, year_ago, next).run(pool).await?;
+        let heat = q(&["category"], &["received"], Grain::Month, year_ago, next)
+            .run(pool)
+            .await?;
         charts.push(heat_map(&heat, year_ago));
-        tables.push(table("按类别和月份 By category and month", &["category"], &["received"], &heat));
+        tables.push(table(
+            "按类别和月份 By category and month",
+            &["category"],
+            &["received"],
+            &heat,
+        ));
 
         if kind == ReportKind::Regulator {
             self.regulator(pool, first, department, &mut tables).await?;
         } else {
-            let roots = q(&["detail"], &["root_cause"], Grain::All, first, next).run(pool).await?;
+            let roots = q(&["detail"], &["root_cause"], Grain::All, first, next)
+                .run(pool)
+                .await?;
             let mut top = by(&roots);
             top.truncate(10);
             charts.push(svg::bars("溯源整改：根因排名 Root causes by count", &top));
-            tables.push(table("根因 Root causes", &["root_cause_tag"], &["root_cause"], &roots));
-            let sat = ["satisfied", "neutral", "dissatisfied", "no_answer", "response_rate", "satisfaction_rate"];
+            tables.push(table(
+                "根因 Root causes",
+                &["root_cause_tag"],
+                &["root_cause"],
+                &roots,
+            ));
+            let sat = [
+                "satisfied",
+                "neutral",
+                "dissatisfied",
+                "no_answer",
+                "response_rate",
+                "satisfaction_rate",
+            ];
             let s = q(&[], &sat, Grain::All, first, next).run(pool).await?;
             tables.push(table("回访满意度 Satisfaction follow-up", &[], &sat, &s));
         }
         let html = html(&title, &charts, &tables);
         let csv = tables_csv(&tables);
-        Ok(Rendered { name, html, csv, tables })
+        Ok(Rendered {
+            name,
+            html,
+            csv,
+            tables,
+        })
     }
 
     async fn regulator(
@@ -194,19 +275,49 @@ impl Reports {
         let q = |dims: &[&str], measures: &[&str], from, to| {
             self.query(dims, measures, Grain::All, from, to, department)
         };
-        let cc = q(&["category", "cause"], &["received"], first, next).run(pool).await?;
-        tables.push(table("按业务类别和投诉原因 By business category and cause", &["category", "cause"], &["received"], &cc));
-        let handling = ["decided", "mean_decide_wdays", "p50_decide_hours", "p90_decide_hours", "p99_decide_hours", "on_time_rate"];
+        let cc = q(&["category", "cause"], &["received"], first, next)
+            .run(pool)
+            .await?;
+        tables.push(table(
+            "按业务类别和投诉原因 By business category and cause",
+            &["category", "cause"],
+            &["received"],
+            &cc,
+        ));
+        let handling = [
+            "decided",
+            "mean_decide_wdays",
+            "p50_decide_hours",
+            "p90_decide_hours",
+            "p99_decide_hours",
+            "on_time_rate",
+        ];
         let h = q(&[], &handling, first, next).run(pool).await?;
-        tables.push(table("办理时效 Handling time and on-time rate", &[], &handling, &h));
-        let received = |rows: Vec<Row>| rows.first().and_then(|r| r.values.first().copied()).unwrap_or(0.0);
+        tables.push(table(
+            "办理时效 Handling time and on-time rate",
+            &[],
+            &handling,
+            &h,
+        ));
+        let received = |rows: Vec<Row>| {
+            rows.first()
+                .and_then(|r| r.values.first().copied())
+                .unwrap_or(0.0)
+        };
         let mut rows = Vec::new();
         for (label, month) in [
             ("本月 this month", first),
             ("上月 previous month (环比)", first - Months::new(1)),
-            ("去年同月 same month last year (同比)", first - Months::new(12)),
+            (
+                "去年同月 same month last year (同比)",
+                first - Months::new(12),
+            ),
         ] {
-            let n = received(q(&[], &["received"], month, month + Months::new(1)).run(pool).await?);
+            let n = received(
+                q(&[], &["received"], month, month + Months::new(1))
+                    .run(pool)
+                    .await?,
+            );
             let customers = self.denominators.customers(month);
             let rate = customers.map_or(String::from("n/a"), |c| fmt(n / c as f64 * 10_000.0));
             rows.push(vec![
@@ -215,14 +326,24 @@ impl Reports {
                 fmt(n),
                 customers.map_or("n/a".into(), |c| c.to_string()),
                 rate,
-                format!("{} ({})", self.denominators.version, self.denominators.source),
+                format!(
+                    "{} ({})",
+                    self.denominators.version, self.denominators.source
+                ),
             ]);
         }
         tables.push(Table {
             title: "投诉率（每万名客户）Complaints per 10,000 customers".into(),
-            header: ["period", "month", "received", "customers", "per_10000_customers", "denominator_source"]
-                .map(str::to_owned)
-                .to_vec(),
+            header: [
+                "period",
+                "month",
+                "received",
+                "customers",
+                "per_10000_customers",
+                "denominator_source",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
             rows,
         });
         Ok(())
@@ -231,7 +352,12 @@ impl Reports {
 
 fn series(rows: &[Row]) -> Vec<(String, f64)> {
     rows.iter()
-        .map(|r| (r.period.get(5..).unwrap_or_default().to_owned(), r.values.first().copied().unwrap_or(0.0)))
+        .map(|r| {
+            (
+                r.period.get(5..).unwrap_or_default().to_owned(),
+                r.values.first().copied().unwrap_or(0.0),
+            )
+        })
         .collect()
 }
 
@@ -239,7 +365,10 @@ fn heat_map(rows: &[Row], from: NaiveDate) -> String {
     let cols: Vec<String> = (0..12)
         .map(|i| (from + Months::new(i)).format("%y-%m").to_string())
         .collect();
-    let mut cats: Vec<String> = rows.iter().filter_map(|r| r.dimensions.first().cloned()).collect();
+    let mut cats: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.dimensions.first().cloned())
+        .collect();
     cats.sort();
     cats.dedup();
     let value = |r: usize, c: usize| {
@@ -250,7 +379,12 @@ fn heat_map(rows: &[Row], from: NaiveDate) -> String {
             .unwrap_or(0.0)
     };
     let _ = from.year();
-    svg::heat("类别×月份热力图 Complaints by category and month", &cats, &cols, value)
+    svg::heat(
+        "类别×月份热力图 Complaints by category and month",
+        &cats,
+        &cols,
+        value,
+    )
 }
 
 fn table(title: &str, dims: &[&str], measures: &[&str], rows: &[Row]) -> Table {
@@ -273,7 +407,9 @@ fn table(title: &str, dims: &[&str], measures: &[&str], rows: &[Row]) -> Table {
 }
 
 fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn html(title: &str, charts: &[String], tables: &[Table]) -> String {

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use crate::{
     cells::{self, Cells, Context, Dims},
     events::{Body, Ev},
-    facts::Fact,
+    facts::{COLUMNS, Fact},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +23,11 @@ pub enum StoreError {
 
 /// Applies `events` (each once: the caller's inbox filters redeliveries) in `conn`'s
 /// transaction. Order within the batch does not matter.
-pub async fn apply(conn: &mut PgConnection, ctx: &Context, events: &[Ev]) -> Result<(), StoreError> {
+pub async fn apply(
+    conn: &mut PgConnection,
+    ctx: &Context,
+    events: &[Ev],
+) -> Result<(), StoreError> {
     let mut cells = Cells::default();
     let mut by_complaint: BTreeMap<&str, Vec<&Ev>> = BTreeMap::new();
     for ev in events {
@@ -41,6 +45,7 @@ pub async fn apply(conn: &mut PgConnection, ctx: &Context, events: &[Ev]) -> Res
     if !by_complaint.is_empty() {
         let ids: Vec<&str> = by_complaint.keys().copied().collect();
         let mut facts = load(conn, &ids).await?;
+        let existing: BTreeSet<String> = facts.keys().cloned().collect();
         let mut changed = Vec::with_capacity(ids.len());
         for (id, evs) in &by_complaint {
             let before = facts.remove(*id);
@@ -59,7 +64,7 @@ pub async fn apply(conn: &mut PgConnection, ctx: &Context, events: &[Ev]) -> Res
             cells.fact(ctx, &after, 1);
             changed.push(after);
         }
-        save(conn, &changed).await?;
+        save(conn, &changed, &existing).await?;
     }
     upsert(conn, cells).await
 }
@@ -80,21 +85,40 @@ async fn load(conn: &mut PgConnection, ids: &[&str]) -> Result<BTreeMap<String, 
     Ok(facts)
 }
 
-/// Writes facts whole (they are locked, or new: a concurrent insert of the same new
-/// complaint fails on the key and the batch is retried).
-async fn save(conn: &mut PgConnection, facts: &[Fact]) -> Result<(), StoreError> {
-    if facts.is_empty() {
-        return Ok(());
+/// Writes facts back: existing ones by UPDATE (the row keeps its identity, so a concurrent
+/// batch waiting on its lock reads the new version), new ones by INSERT (a concurrent insert
+/// of the same new complaint fails on the key and the batch is retried — never overwritten).
+async fn save(
+    conn: &mut PgConnection,
+    facts: &[Fact],
+    existing: &BTreeSet<String>,
+) -> Result<(), StoreError> {
+    let (old, new): (Vec<&Fact>, Vec<&Fact>) = facts
+        .iter()
+        .partition(|f| existing.contains(&f.complaint_id));
+    if !new.is_empty() {
+        sqlx::query("INSERT INTO facts SELECT * FROM jsonb_populate_recordset(NULL::facts, $1)")
+            .bind(serde_json::to_value(&new)?)
+            .execute(&mut *conn)
+            .await?;
     }
-    let ids: Vec<&str> = facts.iter().map(|f| f.complaint_id.as_str()).collect();
-    sqlx::query("DELETE FROM facts WHERE complaint_id = ANY($1)")
-        .bind(&ids)
+    if !old.is_empty() {
+        let columns = &COLUMNS[1..];
+        let set = columns.join(", ");
+        let from = columns
+            .iter()
+            .map(|c| format!("x.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Column names are the constant list of `facts`' columns.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE facts f SET ({set}) = ({from}) \
+             FROM jsonb_populate_recordset(NULL::facts, $1) x WHERE f.complaint_id = x.complaint_id"
+        )))
+        .bind(serde_json::to_value(&old)?)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("INSERT INTO facts SELECT * FROM jsonb_populate_recordset(NULL::facts, $1)")
-        .bind(serde_json::to_value(facts)?)
-        .execute(&mut *conn)
-        .await?;
+    }
     Ok(())
 }
 

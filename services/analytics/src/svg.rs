@@ -4,7 +4,10 @@
 const FONT: &str = "font-family=\"'Noto Sans CJK SC','Noto Sans SC',sans-serif\"";
 
 fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Horizontal bars, one per (label, value), largest scale first.
@@ -86,7 +89,12 @@ pub fn line(title: &str, points: &[(String, f64)]) -> String {
 }
 
 /// A heat map of rows × columns; darker is more.
-pub fn heat(title: &str, rows: &[String], cols: &[String], value: impl Fn(usize, usize) -> f64) -> String {
+pub fn heat(
+    title: &str,
+    rows: &[String],
+    cols: &[String],
+    value: impl Fn(usize, usize) -> f64,
+) -> String {
     let (cell, left, top) = (34.0, 200.0, 50.0);
     let w = left + cell * cols.len() as f64 + 10.0;
     let h = top + cell * rows.len() as f64 + 10.0;

@@ -67,7 +67,10 @@ async fn differences(pool: &PgPool, a: &str, b: &str) -> i64 {
         "SELECT count(*) FROM ((SELECT {cols} FROM {a} WHERE value <> 0 EXCEPT SELECT {cols} FROM {b} WHERE value <> 0)
           UNION ALL (SELECT {cols} FROM {b} WHERE value <> 0 EXCEPT SELECT {cols} FROM {a} WHERE value <> 0)) x"
     );
-    sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(pool).await.unwrap()
+    sqlx::query_scalar(AssertSqlSafe(sql))
+        .fetch_one(pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,11 +78,24 @@ async fn rebuild_equals_incremental_equals_plain_sql_on_50k_complaints() {
     let env = TestEnv::new().await;
     let started = std::time::Instant::now();
     let raw = generate(7, COMPLAINTS, start_2026(), DAYS);
-    let events: Vec<_> = raw.iter().map(|r| from_event(&envelope(r)).unwrap()).collect();
-    eprintln!("{} events generated in {:?}", events.len(), started.elapsed());
-    let live = Database::connect(&env.database_url, SCHEMA, &env.schema(SCHEMA), 4, &MIGRATIONS)
-        .await
-        .unwrap();
+    let events: Vec<_> = raw
+        .iter()
+        .map(|r| from_event(&envelope(r)).unwrap())
+        .collect();
+    eprintln!(
+        "{} events generated in {:?}",
+        events.len(),
+        started.elapsed()
+    );
+    let live = Database::connect(
+        &env.database_url,
+        SCHEMA,
+        &env.schema(SCHEMA),
+        4,
+        &MIGRATIONS,
+    )
+    .await
+    .unwrap();
     let pool = live.pool();
 
     // Incremental: shuffled, with redelivered copies, in batches of 1–2000.
@@ -98,7 +114,11 @@ async fn rebuild_equals_incremental_equals_plain_sql_on_50k_complaints() {
         apply(pool, &rest[..n]).await;
         rest = &rest[n..];
     }
-    eprintln!("incremental: {} events in {:?}", shuffled.len(), t.elapsed());
+    eprintln!(
+        "incremental: {} events in {:?}",
+        shuffled.len(),
+        t.elapsed()
+    );
     sqlx::query("CREATE TABLE incremental AS SELECT * FROM agg_day")
         .execute(pool)
         .await
@@ -128,16 +148,26 @@ async fn rebuild_equals_incremental_equals_plain_sql_on_50k_complaints() {
         .fetch_one(pool)
         .await
         .unwrap();
-    let received: i64 = sqlx::query_scalar(
-        "SELECT sum(value)::bigint FROM expected WHERE measure = 'received'",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap();
+    let received: i64 =
+        sqlx::query_scalar("SELECT sum(value)::bigint FROM expected WHERE measure = 'received'")
+            .fetch_one(pool)
+            .await
+            .unwrap();
     assert_eq!(received, COMPLAINTS as i64);
-    assert!(cells > COMPLAINTS as i64, "a data set worth comparing: {cells} cells");
-    assert_eq!(differences(pool, "incremental", "expected").await, 0, "incremental ≠ SQL");
-    assert_eq!(differences(pool, "agg_day", "expected").await, 0, "rebuild ≠ SQL");
+    assert!(
+        cells > COMPLAINTS as i64,
+        "a data set worth comparing: {cells} cells"
+    );
+    assert_eq!(
+        differences(pool, "incremental", "expected").await,
+        0,
+        "incremental ≠ SQL"
+    );
+    assert_eq!(
+        differences(pool, "agg_day", "expected").await,
+        0,
+        "rebuild ≠ SQL"
+    );
     let months: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (
            (SELECT date_trunc('month', period)::date p, measure, channel, kind, product, category, cause,

@@ -19,6 +19,9 @@ async fn exactly_once_across_a_sigkill_and_rebuild_equals_incremental() {
     let raw = generate(23, 300, start_2026(), 90);
     let events: Vec<_> = raw.iter().map(envelope).collect();
     let bus = env.bus().await;
+    bus.ensure_streams(redress_proto::bus::ALL_STREAMS)
+        .await
+        .unwrap();
     let messages = events.iter().map(|e| outgoing(e, &e.id)).collect();
     let (_, error) = bus.publish_all(messages).await;
     assert!(error.is_none(), "{error:?}");
@@ -50,13 +53,22 @@ async fn exactly_once_across_a_sigkill_and_rebuild_equals_incremental() {
     first.start_kill().unwrap();
     first.wait().await.unwrap();
     let at_kill = counted().await;
-    assert!(at_kill < events.len() as i64, "killed before the end ({at_kill})");
+    assert!(
+        at_kill < events.len() as i64,
+        "killed before the end ({at_kill})"
+    );
 
     let mut second = spawn();
-    eventually("every event counted once", Duration::from_secs(60), || async {
-        (cells(&live, "agg_day").await == want).then_some(())
+    let total = events.len() as i64;
+    eventually("every event applied", Duration::from_secs(150), || async {
+        (counted().await == total).then_some(())
     })
     .await;
+    assert_eq!(
+        cells(&live, "agg_day").await,
+        want,
+        "each event counted once"
+    );
 
     // Rebuild from the streams while the service runs: the same figures.
     sqlx::query("UPDATE agg_day SET value = value + 1000 WHERE measure = 'received'")
@@ -72,7 +84,10 @@ async fn exactly_once_across_a_sigkill_and_rebuild_equals_incremental() {
         .unwrap();
     assert!(status.success());
     assert_eq!(cells(&live, "agg_day").await, want);
-    assert_eq!(cells(&live, "agg_month").await, cells(&expected, "agg_month").await);
+    assert_eq!(
+        cells(&live, "agg_month").await,
+        cells(&expected, "agg_month").await
+    );
 
     second.start_kill().unwrap();
     let _ = second.wait().await;

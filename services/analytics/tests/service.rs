@@ -35,13 +35,21 @@ fn query(dims: &[&str], measures: &[&str]) -> Query {
 
 fn as_head<T>(message: T, department: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    let value = format!("Bearer {}", token("head-1", &["department_head"], Some(department)));
-    request.metadata_mut().insert("authorization", value.parse().unwrap());
+    let value = format!(
+        "Bearer {}",
+        token("head-1", &["department_head"], Some(department))
+    );
+    request
+        .metadata_mut()
+        .insert("authorization", value.parse().unwrap());
     request
 }
 
 async fn denied_and_allowed(client: &mut AnalyticsServiceClient<Channel>) {
-    let b = || BreakdownRequest { query: Some(query(&[], &["received"])), page: None };
+    let b = || BreakdownRequest {
+        query: Some(query(&[], &["received"])),
+        page: None,
+    };
     let t = || TrendRequest {
         measure: "received".into(),
         grain: Grain::Month as i32,
@@ -54,19 +62,49 @@ async fn denied_and_allowed(client: &mut AnalyticsServiceClient<Channel>) {
         month: "2026-01".into(),
         format: ReportFormat::Csv as i32,
     };
-    let e = || ExportCsvRequest { query: Some(query(&["channel"], &["received"])) };
+    let e = || ExportCsvRequest {
+        query: Some(query(&["channel"], &["received"])),
+    };
     for role in ["handler", "educator", "senior_management"] {
         let code = |r: Result<(), tonic::Status>| r.unwrap_err().code();
-        assert_eq!(code(client.breakdown(authed(b(), &[role])).await.map(|_| ())), Code::PermissionDenied, "{role}");
-        assert_eq!(code(client.trend(authed(t(), &[role])).await.map(|_| ())), Code::PermissionDenied, "{role}");
-        assert_eq!(code(client.list_alerts(authed(ListAlertsRequest::default(), &[role])).await.map(|_| ())), Code::PermissionDenied, "{role}");
-        assert_eq!(code(client.get_report(authed(r(), &[role])).await.map(|_| ())), Code::PermissionDenied, "{role}");
-        assert_eq!(code(client.export_csv(authed(e(), &[role])).await.map(|_| ())), Code::PermissionDenied, "{role}");
+        assert_eq!(
+            code(client.breakdown(authed(b(), &[role])).await.map(|_| ())),
+            Code::PermissionDenied,
+            "{role}"
+        );
+        assert_eq!(
+            code(client.trend(authed(t(), &[role])).await.map(|_| ())),
+            Code::PermissionDenied,
+            "{role}"
+        );
+        assert_eq!(
+            code(
+                client
+                    .list_alerts(authed(ListAlertsRequest::default(), &[role]))
+                    .await
+                    .map(|_| ())
+            ),
+            Code::PermissionDenied,
+            "{role}"
+        );
+        assert_eq!(
+            code(client.get_report(authed(r(), &[role])).await.map(|_| ())),
+            Code::PermissionDenied,
+            "{role}"
+        );
+        assert_eq!(
+            code(client.export_csv(authed(e(), &[role])).await.map(|_| ())),
+            Code::PermissionDenied,
+            "{role}"
+        );
     }
     for role in ["analyst", "specialist", "compliance", "product", "admin"] {
         client.breakdown(authed(b(), &[role])).await.unwrap();
         client.trend(authed(t(), &[role])).await.unwrap();
-        client.list_alerts(authed(ListAlertsRequest::default(), &[role])).await.unwrap();
+        client
+            .list_alerts(authed(ListAlertsRequest::default(), &[role]))
+            .await
+            .unwrap();
         client.get_report(authed(r(), &[role])).await.unwrap();
         client.export_csv(authed(e(), &[role])).await.unwrap();
     }
@@ -84,8 +122,9 @@ async fn figures_over_the_bus_and_every_rpc_behind_its_roles() {
     let Exit::Serving(running) = run(config, shutdown.clone()).await.unwrap() else {
         panic!("serves");
     };
-    let mut client =
-        AnalyticsServiceClient::new(grpc_channel(&format!("http://{}", running.endpoints.grpc)).await);
+    let mut client = AnalyticsServiceClient::new(
+        grpc_channel(&format!("http://{}", running.endpoints.grpc)).await,
+    );
 
     // 300 complaints over two months; every 10th event published twice under another
     // message id (a redelivery JetStream cannot recognise: the inbox must).
@@ -110,65 +149,141 @@ async fn figures_over_the_bus_and_every_rpc_behind_its_roles() {
         (cells(&live, "agg_day").await == want).then_some(())
     })
     .await;
-    let received: i64 = sqlx::query_scalar("SELECT sum(value)::bigint FROM agg_day WHERE measure = 'received'")
-        .fetch_one(&live)
-        .await
-        .unwrap();
+    let received: i64 =
+        sqlx::query_scalar("SELECT sum(value)::bigint FROM agg_day WHERE measure = 'received'")
+            .fetch_one(&live)
+            .await
+            .unwrap();
     assert_eq!(received, 300);
 
     // Breakdown answers equal the aggregates; pages follow one another.
     let request = |page: Option<redress_proto::common::v1::PageRequest>| BreakdownRequest {
-        query: Some(query(&["channel"], &["received", "on_time_rate", "p90_decide_hours"])),
+        query: Some(query(
+            &["channel"],
+            &["received", "on_time_rate", "p90_decide_hours"],
+        )),
         page,
     };
-    let all = client.breakdown(authed(request(None), &["analyst"])).await.unwrap().into_inner();
+    let all = client
+        .breakdown(authed(request(None), &["analyst"]))
+        .await
+        .unwrap()
+        .into_inner();
     let total: f64 = all.rows.iter().map(|r| r.values[0]).sum();
     assert_eq!(total, 300.0);
     let first = client
-        .breakdown(authed(request(Some(redress_proto::common::v1::PageRequest { page_size: 3, page_token: String::new() })), &["analyst"]))
+        .breakdown(authed(
+            request(Some(redress_proto::common::v1::PageRequest {
+                page_size: 3,
+                page_token: String::new(),
+            })),
+            &["analyst"],
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(first.rows.len(), 3);
     assert!(!first.next_page_token.is_empty());
     let second = client
-        .breakdown(authed(request(Some(redress_proto::common::v1::PageRequest { page_size: 3, page_token: first.next_page_token.clone() })), &["analyst"]))
+        .breakdown(authed(
+            request(Some(redress_proto::common::v1::PageRequest {
+                page_size: 3,
+                page_token: first.next_page_token.clone(),
+            })),
+            &["analyst"],
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(second.rows[0], all.rows[3]);
-    let mut other = request(Some(redress_proto::common::v1::PageRequest { page_size: 3, page_token: first.next_page_token }));
+    let mut other = request(Some(redress_proto::common::v1::PageRequest {
+        page_size: 3,
+        page_token: first.next_page_token,
+    }));
     other.query.as_mut().unwrap().dimensions = vec!["category".into()];
-    let refused = client.breakdown(authed(other, &["analyst"])).await.unwrap_err();
+    let refused = client
+        .breakdown(authed(other, &["analyst"]))
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
 
     // Bad input names the field.
     let mut bad = query(&["colour"], &["received"]);
     bad.from = "January".into();
     let status = client
-        .breakdown(authed(BreakdownRequest { query: Some(bad), page: None }, &["analyst"]))
+        .breakdown(authed(
+            BreakdownRequest {
+                query: Some(bad),
+                page: None,
+            },
+            &["analyst"],
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("query.dimensions[0]") && status.message().contains("query.from"), "{}", status.message());
+    assert!(
+        status.message().contains("query.dimensions[0]") && status.message().contains("query.from"),
+        "{}",
+        status.message()
+    );
 
     // A department head sees their department only, whatever they filter.
     let mut q = query(&["department"], &["received"]);
-    q.filters = vec![redress_proto::analytics::v1::Filter { dimension: "department".into(), values: vec!["cards".into(), "loans".into()] }];
-    let head = client.breakdown(as_head(BreakdownRequest { query: Some(q), page: None }, "cards")).await.unwrap().into_inner();
+    q.filters = vec![redress_proto::analytics::v1::Filter {
+        dimension: "department".into(),
+        values: vec!["cards".into(), "loans".into()],
+    }];
+    let head = client
+        .breakdown(as_head(
+            BreakdownRequest {
+                query: Some(q),
+                page: None,
+            },
+            "cards",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(!head.rows.is_empty());
-    assert!(head.rows.iter().all(|r| r.dimensions == ["cards"]), "{:?}", head.rows);
-    let csv = client.export_csv(as_head(ExportCsvRequest { query: Some(query(&["department"], &["received"])) }, "cards")).await.unwrap();
-    let text: String = csv.into_inner().map(|c| String::from_utf8(c.unwrap().data).unwrap()).collect::<Vec<_>>().await.concat();
+    assert!(
+        head.rows.iter().all(|r| r.dimensions == ["cards"]),
+        "{:?}",
+        head.rows
+    );
+    let csv = client
+        .export_csv(as_head(
+            ExportCsvRequest {
+                query: Some(query(&["department"], &["received"])),
+            },
+            "cards",
+        ))
+        .await
+        .unwrap();
+    let text: String = csv
+        .into_inner()
+        .map(|c| String::from_utf8(c.unwrap().data).unwrap())
+        .collect::<Vec<_>>()
+        .await
+        .concat();
     assert!(text.starts_with("period,department,received\r\n"), "{text}");
-    assert!(text.lines().skip(1).all(|l| l.contains(",cards,")), "{text}");
+    assert!(
+        text.lines().skip(1).all(|l| l.contains(",cards,")),
+        "{text}"
+    );
 
     // Every RPC behind its roles.
     denied_and_allowed(&mut client).await;
 
     // The report's headline equals Breakdown's answer.
     let report = client
-        .get_report(authed(GetReportRequest { kind: ReportKind::Management as i32, month: "2026-01".into(), format: ReportFormat::Csv as i32 }, &["analyst"]))
+        .get_report(authed(
+            GetReportRequest {
+                kind: ReportKind::Management as i32,
+                month: "2026-01".into(),
+                format: ReportFormat::Csv as i32,
+            },
+            &["analyst"],
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -176,10 +291,34 @@ async fn figures_over_the_bus_and_every_rpc_behind_its_roles() {
     let mut jan = query(&[], &["received", "on_time_rate"]);
     jan.grain = Grain::All as i32;
     jan.to = "2026-02-01".into();
-    let b = client.breakdown(authed(BreakdownRequest { query: Some(jan), page: None }, &["analyst"])).await.unwrap().into_inner();
-    let line = |measure: &str| text.lines().find(|l| l.starts_with(&format!("{measure},"))).unwrap().rsplit(',').next().unwrap().to_owned();
-    assert_eq!(line("received"), redress_analytics::csv::number(b.rows[0].values[0]));
-    assert_eq!(line("on_time_rate"), redress_analytics::csv::number(b.rows[0].values[1]));
+    let b = client
+        .breakdown(authed(
+            BreakdownRequest {
+                query: Some(jan),
+                page: None,
+            },
+            &["analyst"],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let line = |measure: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{measure},")))
+            .unwrap()
+            .rsplit(',')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        line("received"),
+        redress_analytics::csv::number(b.rows[0].values[0])
+    );
+    assert_eq!(
+        line("on_time_rate"),
+        redress_analytics::csv::number(b.rows[0].values[1])
+    );
 
     shutdown.cancel();
     let _ = running.stopped().await;

@@ -49,7 +49,14 @@ pub const CAUSES: &[&str] = &["C01", "C02", "C03", "C04", "C05", "C06"];
 pub const PRODUCTS: &[&str] = &["credit_card", "mortgage", "deposit", "wealth", "insurance"];
 pub const DEPARTMENTS: &[&str] = &["cards", "loans", "retail", "wealth", "operations"];
 pub const PARTNERS: &[&str] = &["P-01", "P-02", "P-03"];
-pub const TAGS: &[&str] = &["fee-disclosure", "system-outage", "staff-conduct", "collection", "misselling", "delay"];
+pub const TAGS: &[&str] = &[
+    "fee-disclosure",
+    "system-outage",
+    "staff-conduct",
+    "collection",
+    "misselling",
+    "delay",
+];
 pub const OUTCOMES: &[&str] = &["upheld", "partly_upheld", "not_upheld"];
 pub const SATISFACTION: &[&str] = &["satisfied", "neutral", "dissatisfied", "no_answer"];
 pub const CODES: &[&str] = &["required", "too_long", "invalid_format"];
@@ -265,7 +272,12 @@ pub fn generate(seed: u64, n: usize, start: DateTime<Utc>, days: i64) -> Vec<Raw
     let mut seq = 0u64;
     let mut id = |rng: &mut Rng| {
         seq += 1;
-        format!("{:08x}-{:04x}-7000-8000-{:012x}", seed as u32, rng.below(0xffff), seq)
+        format!(
+            "{:08x}-{:04x}-7000-8000-{:012x}",
+            seed as u32,
+            rng.below(0xffff),
+            seq
+        )
     };
     for i in 0..n {
         let cid = format!("c-{seed}-{i:07}");
@@ -276,50 +288,82 @@ pub fn generate(seed: u64, n: usize, start: DateTime<Utc>, days: i64) -> Vec<Raw
             received_at: Some(received),
             registered_at: Some(registered),
             channel: rng.pick(CHANNELS).into(),
-            ckind: if rng.chance(0.1) { "inquiry" } else { "complaint" }.into(),
+            ckind: if rng.chance(0.1) {
+                "inquiry"
+            } else {
+                "complaint"
+            }
+            .into(),
             product: rng.pick(PRODUCTS).into(),
             vulnerable: rng.chance(0.1),
             category: rng.pick(CATEGORIES).into(),
             cause: rng.pick(CAUSES).into(),
             severity: rng.pick(&["low", "medium", "high", "critical"]).into(),
             regime: "cn-nfra".into(),
-            partner: if rng.chance(0.2) { rng.pick(PARTNERS).into() } else { String::new() },
+            partner: if rng.chance(0.2) {
+                rng.pick(PARTNERS).into()
+            } else {
+                String::new()
+            },
             ..Default::default()
         };
-        let mut push = |rng: &mut Rng, kind: &'static str, at: DateTime<Utc>, f: &dyn Fn(&mut Raw)| {
-            let mut r = base.clone();
-            r.id = id(rng);
-            r.kind = kind;
-            r.at = at;
-            f(&mut r);
-            out.push(r);
+        let mut push =
+            |rng: &mut Rng, kind: &'static str, at: DateTime<Utc>, f: &dyn Fn(&mut Raw)| {
+                let mut r = base.clone();
+                r.id = id(rng);
+                r.kind = kind;
+                r.at = at;
+                f(&mut r);
+                out.push(r);
+            };
+        let secs = |rng: &mut Rng, lo: i64, hi: i64| {
+            Duration::seconds(lo + rng.below((hi - lo) as u64) as i64)
         };
-        let secs = |rng: &mut Rng, lo: i64, hi: i64| Duration::seconds(lo + rng.below((hi - lo) as u64) as i64);
         let confidence = (rng.below(1000) as f64) / 1000.0;
         push(&mut rng, "received", registered, &|_| {});
-        push(&mut rng, "classified", registered + Duration::seconds(30), &|r| {
-            r.confidence = Some(confidence);
-        });
+        push(
+            &mut rng,
+            "classified",
+            registered + Duration::seconds(30),
+            &|r| {
+                r.confidence = Some(confidence);
+            },
+        );
         if rng.chance(0.05) {
-            let (cat, at) = (rng.pick(CATEGORIES), registered + secs(&mut rng, 3600, 7200));
+            let (cat, at) = (
+                rng.pick(CATEGORIES),
+                registered + secs(&mut rng, 3600, 7200),
+            );
             push(&mut rng, "reclassified", at, &|r| r.category = cat.into());
         }
         let due = received + Duration::days(15);
-        push(&mut rng, "created", registered + Duration::seconds(60), &|r| {
-            r.department = "triage".into();
-            r.due_at = Some(due);
-        });
+        push(
+            &mut rng,
+            "created",
+            registered + Duration::seconds(60),
+            &|r| {
+                r.department = "triage".into();
+                r.due_at = Some(due);
+            },
+        );
         let assigned = registered + secs(&mut rng, 3600, 48 * 3600);
         let dept = rng.pick(DEPARTMENTS);
-        push(&mut rng, "assigned", assigned, &|r| r.department = dept.into());
+        push(&mut rng, "assigned", assigned, &|r| {
+            r.department = dept.into()
+        });
         let mut dept_now = dept;
         if rng.chance(0.1) {
-            let (d2, at) = (rng.pick(DEPARTMENTS), assigned + secs(&mut rng, 3600, 72 * 3600));
+            let (d2, at) = (
+                rng.pick(DEPARTMENTS),
+                assigned + secs(&mut rng, 3600, 72 * 3600),
+            );
             push(&mut rng, "assigned", at, &|r| r.department = d2.into());
             dept_now = d2;
         }
         let started = assigned + secs(&mut rng, 600, 24 * 3600);
-        push(&mut rng, "work_started", started, &|r| r.department = dept_now.into());
+        push(&mut rng, "work_started", started, &|r| {
+            r.department = dept_now.into()
+        });
         if rng.chance(0.08) {
             let at = started + secs(&mut rng, 86400, 5 * 86400);
             let due_now = due + Duration::days(15);
@@ -352,11 +396,16 @@ pub fn generate(seed: u64, n: usize, start: DateTime<Utc>, days: i64) -> Vec<Raw
         let decided = decided.max(started + Duration::seconds(60));
         let outcome = rng.pick(OUTCOMES);
         let (currency, units) = if rng.chance(0.3) {
-            (if rng.chance(0.1) { "USD" } else { "CNY" }, 100 + rng.below(5000) as i64)
+            (
+                if rng.chance(0.1) { "USD" } else { "CNY" },
+                100 + rng.below(5000) as i64,
+            )
         } else {
             ("", 0)
         };
-        let tags: Vec<String> = (0..1 + rng.below(2)).map(|_| rng.pick(TAGS).to_owned()).collect();
+        let tags: Vec<String> = (0..1 + rng.below(2))
+            .map(|_| rng.pick(TAGS).to_owned())
+            .collect();
         push(&mut rng, "decided", decided, &|r| {
             r.department = dept_now.into();
             r.outcome = outcome.into();
@@ -366,7 +415,9 @@ pub fn generate(seed: u64, n: usize, start: DateTime<Utc>, days: i64) -> Vec<Raw
         });
         if rng.chance(0.1) {
             let at = decided + secs(&mut rng, 86400, 10 * 86400);
-            push(&mut rng, "review_requested", at, &|r| r.department = dept_now.into());
+            push(&mut rng, "review_requested", at, &|r| {
+                r.department = dept_now.into()
+            });
             if rng.chance(0.5) {
                 let (o2, at2) = (rng.pick(OUTCOMES), at + secs(&mut rng, 86400, 5 * 86400));
                 push(&mut rng, "decided", at2, &|r| {
@@ -377,7 +428,10 @@ pub fn generate(seed: u64, n: usize, start: DateTime<Utc>, days: i64) -> Vec<Raw
             }
         }
         if rng.chance(0.7) {
-            let (s, at) = (rng.pick(SATISFACTION), decided + secs(&mut rng, 86400, 7 * 86400));
+            let (s, at) = (
+                rng.pick(SATISFACTION),
+                decided + secs(&mut rng, 86400, 7 * 86400),
+            );
             push(&mut rng, "satisfaction", at, &|r| {
                 r.department = dept_now.into();
                 r.satisfaction = s.into();
@@ -392,7 +446,9 @@ pub fn generate(seed: u64, n: usize, start: DateTime<Utc>, days: i64) -> Vec<Raw
         }
         if rng.chance(0.01) {
             let at = decided + secs(&mut rng, 86400, 20 * 86400);
-            push(&mut rng, "reopened", at, &|r| r.department = dept_now.into());
+            push(&mut rng, "reopened", at, &|r| {
+                r.department = dept_now.into()
+            });
         }
     }
     for _ in 0..n / 25 {
@@ -452,7 +508,11 @@ pub async fn cells(pool: &sqlx::PgPool, table: &str) -> Vec<(String, i64)> {
 }
 
 /// The reference figures for `events`: applied directly, in order, into schema `schema`.
-pub async fn reference(env: &redress_runtime::testing::TestEnv, schema: &str, events: &[Event]) -> sqlx::PgPool {
+pub async fn reference(
+    env: &redress_runtime::testing::TestEnv,
+    schema: &str,
+    events: &[Event],
+) -> sqlx::PgPool {
     let db = redress_runtime::db::Database::connect(
         &env.database_url,
         redress_analytics::SCHEMA,
@@ -463,9 +523,14 @@ pub async fn reference(env: &redress_runtime::testing::TestEnv, schema: &str, ev
     .await
     .unwrap();
     let ctx = redress_analytics::context("cn-nfra").unwrap();
-    let evs: Vec<_> = events.iter().filter_map(redress_analytics::events::from_event).collect();
+    let evs: Vec<_> = events
+        .iter()
+        .filter_map(redress_analytics::events::from_event)
+        .collect();
     let mut tx = db.pool().begin().await.unwrap();
-    redress_analytics::rebuild::apply_new(&mut tx, &ctx, "reference", &evs).await.unwrap();
+    redress_analytics::rebuild::apply_new(&mut tx, &ctx, "reference", &evs)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     db.pool().clone()
 }
