@@ -57,6 +57,11 @@ pub struct AnalyticsConfig {
           value_parser = redress_runtime::config::parse_duration)]
     pub alert_interval: std::time::Duration,
 
+    /// How often the Prometheus gauges (open cases, on-time rate) are refreshed.
+    #[arg(long, env = "REDRESS_ANALYTICS_GAUGE_INTERVAL", default_value = "15s",
+          value_parser = redress_runtime::config::parse_duration)]
+    pub gauge_interval: std::time::Duration,
+
     /// A denominators file for complaint rates; the shipped data/denominators-v1.toml when
     /// not set.
     #[arg(long, env = "REDRESS_ANALYTICS_DENOMINATORS")]

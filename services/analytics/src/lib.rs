@@ -33,6 +33,7 @@ pub mod csv;
 pub mod detect;
 pub mod events;
 pub mod facts;
+pub mod gauges;
 pub mod handlers;
 pub mod query;
 pub mod rebuild;
@@ -100,9 +101,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Exit, St
     }
     let rules = alert_rules(&config)?;
     let interval = config.analytics.alert_interval;
+    let gauge_interval = config.analytics.gauge_interval;
     let mut service =
         Service::start(SERVICE, SCHEMA, config.runtime, &MIGRATIONS, shutdown).await?;
     let ingest = handlers::Ingest { ctx: ctx.clone() };
+    let ctx_gauges = ctx.clone();
     for consumer in handlers::consumers(SERVICE, &ingest) {
         service.consume(consumer)?;
     }
@@ -114,6 +117,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Exit, St
         service.shutdown_token(),
     );
     service.spawn(work);
+    let gauges = gauges::run(
+        service.db.pool().clone(),
+        ctx_gauges,
+        gauge_interval,
+        service.shutdown_token(),
+    );
+    service.spawn(gauges);
     let api = api::Api {
         db: service.db.clone(),
         pager: service.pager(),

@@ -116,7 +116,10 @@ async fn figures_over_the_bus_and_every_rpc_behind_its_roles() {
     let shutdown = CancellationToken::new();
     let config = Config {
         runtime: env.runtime_config(),
-        analytics: AnalyticsConfig::default(),
+        analytics: AnalyticsConfig {
+            gauge_interval: Duration::from_millis(300),
+            ..AnalyticsConfig::default()
+        },
         command: None,
     };
     let Exit::Serving(running) = run(config, shutdown.clone()).await.unwrap() else {
@@ -319,6 +322,27 @@ async fn figures_over_the_bus_and_every_rpc_behind_its_roles() {
         line("on_time_rate"),
         redress_analytics::csv::number(b.rows[0].values[1])
     );
+
+    // The live gauges on /metrics.
+    let http = running.endpoints.http;
+    eventually(
+        "gauges on /metrics",
+        Duration::from_secs(20),
+        || async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = tokio::net::TcpStream::connect(http).await.ok()?;
+            stream
+                .write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+                .await
+                .ok()?;
+            let mut text = String::new();
+            stream.read_to_string(&mut text).await.ok()?;
+            (text.contains("redress_analytics_open_cases{")
+                && text.contains("redress_analytics_on_time_rate_this_month"))
+            .then_some(())
+        },
+    )
+    .await;
 
     shutdown.cancel();
     let _ = running.stopped().await;
