@@ -27,6 +27,10 @@ async fn each_case_is_told_once_in_its_language_with_proof() {
     let intake = Intake::start(&env).await;
     let (zh_complaint, zh_ref) = intake.complaint("zhang.san@example.com", "zh-CN").await;
     let (en_complaint, en_ref) = intake.complaint("li.si@example.com", "en").await;
+    // Reachable by SMS only, and no SMS provider here: a final failure, a specialist's task.
+    let (sms_complaint, sms_ref) = intake
+        .complaint_with("", "zh-CN", redress_proto::intake::v1::ContactMethod::Sms)
+        .await;
     let mut config = config(&env, &intake.url(), &smtp);
     config.notification.smtp_url = Some(format!("smtp://127.0.0.1:{}?tls=required", smtp.port));
     config.notification.smtp_ca = Some(ca.ca_file());
@@ -35,6 +39,7 @@ async fn each_case_is_told_once_in_its_language_with_proof() {
     let bus = env.bus().await;
     let zh_case = uuid::Uuid::now_v7().to_string();
     let en_case = uuid::Uuid::now_v7().to_string();
+    let sms_case = uuid::Uuid::now_v7().to_string();
     let created = case_created(&zh_case, &zh_complaint, &zh_ref, "cn-nfra");
     // The same case announced twice (a replay under a new event id) and the same event
     // redelivered: one receipt each still.
@@ -45,6 +50,7 @@ async fn each_case_is_told_once_in_its_language_with_proof() {
         &created,
         &case_created(&en_case, &en_complaint, &en_ref, "uk-fca"),
         &case_decided(&zh_case, &zh_complaint, &zh_ref),
+        &case_created(&sms_case, &sms_complaint, &sms_ref, "cn-nfra"),
     ] {
         bus.publish_event(event).await.unwrap();
     }
@@ -172,7 +178,7 @@ async fn each_case_is_told_once_in_its_language_with_proof() {
     );
 
     // `sent` on the bus for each, carrying no address.
-    let sent = eventually("four sent events", WAIT, || {
+    let sent = eventually("four sent events and one failed", WAIT, || {
         let bus = bus.clone();
         async move {
             let events: Vec<Event> = stored(&bus, &NOTIFICATION_EVENTS)
@@ -180,16 +186,26 @@ async fn each_case_is_told_once_in_its_language_with_proof() {
                 .iter()
                 .map(|m| Event::decode(m.payload.as_ref()).unwrap())
                 .collect();
-            (events.len() >= 4).then_some(events)
+            (events.len() >= 5).then_some(events)
         }
     })
     .await;
+    let mut failed = 0;
     for event in &sent {
-        let Some(Payload::NotificationSent(s)) = &event.payload else {
-            panic!("only sent events: {event:?}");
-        };
-        assert!(s.masked_address.contains("***") && s.body_sha256.len() == 64);
+        match &event.payload {
+            Some(Payload::NotificationSent(s)) => {
+                assert!(s.masked_address.contains("***") && s.body_sha256.len() == 64);
+            }
+            Some(Payload::NotificationFailed(f)) => {
+                assert!(f.r#final && !f.in_doubt, "{f:?}");
+                assert_eq!(f.header.as_ref().unwrap().case_id, sms_case);
+                assert!(f.reason.contains("no channel"), "{}", f.reason);
+                failed += 1;
+            }
+            other => panic!("a notification event: {other:?}"),
+        }
     }
+    assert_eq!(failed, 1, "one final failure");
 
     // Who may read the proof, and bad input named.
     let denied = client
@@ -236,8 +252,32 @@ async fn each_case_is_told_once_in_its_language_with_proof() {
     let tasks = client
         .list_tasks(authed(ListTasksRequest {}, &["specialist"]))
         .await
-        .unwrap();
-    assert!(tasks.into_inner().tasks.is_empty());
+        .unwrap()
+        .into_inner()
+        .tasks;
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(
+        (tasks[0].case_id.as_str(), tasks[0].in_doubt),
+        (sms_case.as_str(), false)
+    );
+    assert_eq!(tasks[0].kind, NoticeKind::Receipt as i32);
+    let failed = client
+        .list_deliveries(authed(
+            ListDeliveriesRequest {
+                case_id: sms_case.clone(),
+            },
+            &["specialist"],
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .deliveries;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].state, "failed");
+    assert!(
+        failed[0].masked_address.is_empty(),
+        "nothing was sent, no address recorded"
+    );
 
     service.stop().await;
     intake.stop().await;

@@ -172,6 +172,17 @@ impl Intake {
 
     /// Submits a complaint whose consumer prefers e-mail in `language`; its id and reference.
     pub async fn complaint(&self, email: &str, language: &str) -> (String, String) {
+        self.complaint_with(email, language, ContactMethod::Email)
+            .await
+    }
+
+    /// As `complaint`, with the consumer's preferred contact method.
+    pub async fn complaint_with(
+        &self,
+        email: &str,
+        language: &str,
+        preferred: ContactMethod,
+    ) -> (String, String) {
         let mut client = IntakeServiceClient::new(grpc_channel(&self.url()).await);
         let submission = ComplaintSubmission {
             channel: Channel::Web as i32,
@@ -189,7 +200,7 @@ impl Intake {
                 name: "张三".into(),
                 phone: "13812345678".into(),
                 email: email.into(),
-                preferred_contact: ContactMethod::Email as i32,
+                preferred_contact: preferred as i32,
                 language: language.into(),
                 ..Default::default()
             }),
