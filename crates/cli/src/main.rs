@@ -25,6 +25,7 @@ mod events;
 mod grpc;
 mod keys;
 mod load;
+mod notification;
 mod review;
 mod submit;
 mod token;
@@ -83,6 +84,11 @@ enum Command {
     Doctor(doctor::Args),
     /// Print the bus contract as an AsyncAPI 3 document (docs/asyncapi.json).
     Asyncapi,
+    /// Consumer notices: preview any template with sample data.
+    Notification {
+        #[command(subcommand)]
+        command: notification::Command,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,6 +132,7 @@ fn main() -> ExitCode {
             Command::Load(args) => load::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Asyncapi => asyncapi::run(),
+            Command::Notification { command } => notification::run(command),
         }
     });
     match result {
