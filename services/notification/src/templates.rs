@@ -527,11 +527,16 @@ mod tests {
         assert_eq!(sms_length(&format!("{}字", "a".repeat(70))).segments, 2);
     }
 
-    /// Every shipped SMS, with the signature and sample data, fits in two segments (what the
-    /// providers bill as one notice's budget here).
+    /// Every shipped SMS, with a signature and sample data, fits in two segments (what the
+    /// providers bill as one notice's budget here) — with the default signature and a Chinese one.
     #[test]
     fn every_sms_fits_in_two_segments() {
-        let t = templates();
+        for t in [templates(), Templates::shipped("Redress").unwrap()] {
+            every_sms_fits(&t);
+        }
+    }
+
+    fn every_sms_fits(t: &Templates) {
         for (kind, channel, language) in t.keys() {
             if channel != "sms" {
                 continue;
