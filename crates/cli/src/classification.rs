@@ -1,6 +1,7 @@
 //! `redress classification train | bootstrap | eval | export-examples`: models a deployment
 //! trains from its own labelled history, measured on data they never saw, with confidence
-//! calibrated so a review threshold can be a target precision.
+//! calibrated so a review threshold can be a target precision; `retrain | models | rollback`:
+//! the running service's learning from specialists (its gRPC API, role admin).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -17,6 +18,13 @@ use redress_classifier::{
     eval::{self, DEFAULT_SPLIT_SEED},
     model::Stage,
     tokenize::{Language, detect_language},
+};
+use redress_proto::{
+    classification::v1::{
+        ListModelsRequest, ModelRecord, RetrainRequest, RollbackRequest, ShadowMetrics,
+        classification_service_client::ClassificationServiceClient,
+    },
+    common::v1::PageRequest,
 };
 
 #[derive(clap::Subcommand)]
@@ -97,6 +105,53 @@ pub enum Command {
     Review(crate::review::ListArgs),
     /// A specialist's override of a complaint's classification (kept as a labelled example).
     Reclassify(crate::review::ReclassifyArgs),
+    /// Train a candidate model now from the base data and the overrides, compare it in shadow
+    /// with the active model on the most recent overrides, promote it only if better (role
+    /// admin; the service also does this on its schedule).
+    Retrain(RetrainArgs),
+    /// Models learnt from specialists, newest first, with the comparison that decided each.
+    Models(ModelsArgs),
+    /// Make the model the active one replaced active again, or `--to` an earlier active one;
+    /// every replica switches without a restart (role admin).
+    Rollback(RollbackArgs),
+}
+
+#[derive(clap::Args)]
+pub struct RetrainArgs {
+    #[command(flatten)]
+    target: crate::grpc::Target,
+    /// One slot (zh-cause, zh-category, en-cause, en-category); default: the service's
+    /// configured slots.
+    #[arg(long, default_value = "")]
+    slot: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct ModelsArgs {
+    #[command(flatten)]
+    target: crate::grpc::Target,
+    /// Only this slot.
+    #[arg(long, default_value = "")]
+    slot: String,
+    #[arg(long, default_value_t = 20)]
+    page_size: u32,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    target: crate::grpc::Target,
+    /// The slot, e.g. zh-cause.
+    #[arg(long, default_value = "zh-cause")]
+    slot: String,
+    /// A version that was active once (`models` lists them); default: the one the active
+    /// model replaced.
+    #[arg(long, default_value = "")]
+    to: String,
 }
 
 #[derive(clap::Args)]
@@ -218,7 +273,108 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         ),
         Command::Review(args) => crate::review::list(args).await,
         Command::Reclassify(args) => crate::review::reclassify(args).await,
+        Command::Retrain(args) => retrain(args).await,
+        Command::Models(args) => list_models(args).await,
+        Command::Rollback(args) => rollback(args).await,
     }
+}
+
+async fn models_client(
+    target: &crate::grpc::Target,
+) -> anyhow::Result<ClassificationServiceClient<tonic::transport::Channel>> {
+    let addr = crate::grpc::default_addr("REDRESS_CLASSIFICATION_ADDR", "http://127.0.0.1:50052");
+    Ok(ClassificationServiceClient::new(
+        target.channel(&addr).await?,
+    ))
+}
+
+async fn retrain(args: RetrainArgs) -> anyhow::Result<()> {
+    let mut client = models_client(&args.target).await?;
+    let request = args.target.request(RetrainRequest { slot: args.slot })?;
+    let done = client
+        .retrain(request)
+        .await
+        .map_err(crate::grpc::failure)?
+        .into_inner();
+    if args.json {
+        return crate::grpc::print_json(&done);
+    }
+    for m in &done.models {
+        print_model(m);
+    }
+    for note in &done.notes {
+        println!("no candidate: {note}");
+    }
+    Ok(())
+}
+
+async fn list_models(args: ModelsArgs) -> anyhow::Result<()> {
+    let mut client = models_client(&args.target).await?;
+    let request = args.target.request(ListModelsRequest {
+        slot: args.slot,
+        page: Some(PageRequest {
+            page_size: args.page_size,
+            page_token: String::new(),
+        }),
+    })?;
+    let list = client
+        .list_models(request)
+        .await
+        .map_err(crate::grpc::failure)?
+        .into_inner();
+    if args.json {
+        return crate::grpc::print_json(&list);
+    }
+    for m in &list.models {
+        print_model(m);
+    }
+    Ok(())
+}
+
+async fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
+    let mut client = models_client(&args.target).await?;
+    let request = args.target.request(RollbackRequest {
+        slot: args.slot,
+        to_version: args.to,
+    })?;
+    let done = client
+        .rollback(request)
+        .await
+        .map_err(crate::grpc::failure)?
+        .into_inner();
+    let active = if done.active_version.is_empty() {
+        "the configured model".to_owned()
+    } else {
+        done.active_version
+    };
+    println!(
+        "{}: {} rolled back; {active} is active on every replica",
+        done.slot, done.rolled_back_version
+    );
+    Ok(())
+}
+
+fn print_model(m: &ModelRecord) {
+    let figures = |s: &Option<ShadowMetrics>| {
+        s.as_ref().map_or("-".to_owned(), |s| {
+            format!(
+                "{}: accuracy {:.3}, auto-routed {} ({} right, precision {})",
+                s.model_version,
+                s.accuracy,
+                s.auto_routed,
+                s.auto_routed_correct,
+                s.auto_routed_precision
+                    .map_or("-".to_owned(), |p| format!("{p:.3}"))
+            )
+        })
+    };
+    println!(
+        "{}  {}  {}  {}  trained on {}, judged on {} ({})",
+        m.version, m.slot, m.status, m.decision, m.training_examples, m.shadow_examples, m.trigger
+    );
+    println!("  candidate {}", figures(&m.candidate));
+    println!("  current   {}", figures(&m.current));
+    println!("  {}", m.reason);
 }
 
 /// What a trained model records about itself.
