@@ -55,12 +55,14 @@ pub struct Active {
 /// The versions active per slot, `(slot, version)` sorted: what a replica compares with what
 /// it has installed.
 pub async fn active_versions(pool: &PgPool) -> Result<Vec<(String, String)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT language || '-' || dimension, version FROM models WHERE status = 'active' \
-         ORDER BY 1",
+    let mut versions: Vec<(String, String)> = sqlx::query_as(
+        "SELECT language || '-' || dimension, version FROM models WHERE status = 'active'",
     )
     .fetch_all(pool)
-    .await
+    .await?;
+    // Sorted here, as `Live::build` sorts, not by the database's collation.
+    versions.sort();
+    Ok(versions)
 }
 
 /// The active models with their artifacts.
