@@ -22,6 +22,7 @@ run: deps ## run the whole suite in one process against local NATS and Postgres 
 	else source $(ENV) && target/debug/redress dev; fi
 
 test: deps ## every test: unit, integration (real Postgres + NATS), end-to-end, the README quick start, gRPC from Python
+	@bash deploy/local/ensure-test-tools.sh
 	@$(MAKE) --no-print-directory test-rust test-python test-quickstart
 
 test-rust:
