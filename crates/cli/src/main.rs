@@ -6,6 +6,7 @@
 //! redress cases list | get | assign | start | decide | …   work cases (case-coordination)
 //! redress complaints get RD-…              the redacted complaint (intake)
 //! redress classification review | reclassify | train | bootstrap | eval | export-examples
+//!                        | retrain | models | rollback
 //! redress events tail [SUBJECT] [--since 1h | --all]        bus messages as JSON lines
 //! redress token --role specialist          a bearer token (development key, or --key)
 //! redress keys generate jwt | intake       keys for a deployment
@@ -13,9 +14,11 @@
 //! redress load --rate 500 --duration 60s    realistic complaints; receipt and case latencies
 //! redress doctor                           is NATS (JetStream) and Postgres there?
 //! redress asyncapi                         the bus contract as an AsyncAPI 3 document
+//! redress audit verify | export | bundle   check the audit log offline (compliance-audit)
 //! ```
 
 mod asyncapi;
+mod audit;
 mod cases;
 mod classification;
 mod complaints;
@@ -89,6 +92,11 @@ enum Command {
         #[command(subcommand)]
         command: notification::Command,
     },
+    /// The audit log: fetch an export or a case's evidence bundle, verify either offline.
+    Audit {
+        #[command(subcommand)]
+        command: audit::Command,
+    },
 }
 
 #[derive(Subcommand)]
@@ -132,6 +140,7 @@ fn main() -> ExitCode {
             Command::Load(args) => load::run(args).await,
             Command::Doctor(args) => doctor::run(args).await,
             Command::Asyncapi => asyncapi::run(),
+            Command::Audit { command } => audit::run(command).await,
             Command::Notification { command } => notification::run(command),
         }
     });
