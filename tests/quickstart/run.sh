@@ -11,7 +11,7 @@ mkdir -p "$state/bin"
 log="$state/quickstart-dev.log"
 
 # The README's ports: the quick start names them, so they must be free.
-for port in 50051 50052 50053 9090 9091 9092; do
+for port in 50051 50052 50053 50054 50055 50056 9090 9091 9092 9093 9094 9095; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "quickstart: port $port is in use (a \`make run\` still running?); the README's commands need it"
     exit 1

@@ -14,7 +14,7 @@ use redress_proto::audit::v1::audit_service_client::AuditServiceClient;
 use crate::grpc::{Target, failure};
 
 /// Where compliance-audit listens by default (`redress dev`).
-const DEFAULT_ADDR: &str = "http://127.0.0.1:50058";
+const DEFAULT_ADDR: &str = "http://127.0.0.1:50056";
 
 #[derive(clap::Subcommand)]
 pub enum Command {

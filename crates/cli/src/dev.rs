@@ -5,7 +5,9 @@
 //! what one process running them all must: the listen addresses (each service takes the next
 //! port after the configured one, in the order below) and, unless keys are configured, the
 //! development keys. Listeners bind to 127.0.0.1 unless an address is given explicitly: the
-//! development keys are public.
+//! development keys are public. The first three services also take their settings as flags;
+//! notification, analytics and compliance-audit read theirs from the environment only, since
+//! several of their flags share names with the first three's (`--regime`, `--time-zone`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -15,7 +17,14 @@ use redress_runtime::{Role, Running, RuntimeConfig, auth};
 use tokio_util::sync::CancellationToken;
 
 /// The services in the order they take ports: the configured port, then the next ones.
-pub const SERVICES: [&str; 3] = ["intake", "classification", "case-coordination"];
+pub const SERVICES: [&str; 6] = [
+    "intake",
+    "classification",
+    "case-coordination",
+    "notification",
+    "analytics",
+    "compliance-audit",
+];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -117,13 +126,83 @@ pub async fn run(mut args: Args, given: Given) -> anyhow::Result<()> {
     .await
     .context("starting case-coordination")?;
 
-    let running = [intake, classification, cases];
+    let newer = start_newer(&runtime, &dev_keys, intake.endpoints.grpc, &shutdown).await?;
+    let running: Vec<Running> = [intake, classification, cases]
+        .into_iter()
+        .chain(newer)
+        .collect();
     banner(&args, &running);
     for service in running {
         service.stopped().await?;
     }
     let _ = std::fs::remove_dir_all(&dev_keys);
     Ok(())
+}
+
+/// Notification, analytics and compliance-audit, in their slots after the first three, with
+/// development keys where none is configured: notification signs its calls to intake with the
+/// development key, compliance-audit signs checkpoints with a key made for this run.
+async fn start_newer(
+    runtime: &dyn Fn(u16) -> RuntimeConfig,
+    dev_keys: &std::path::Path,
+    intake_grpc: SocketAddr,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<Running>> {
+    let mut notification: redress_notification::Config = from_env("redress-notification")?;
+    notification.runtime = runtime(3);
+    let n = &mut notification.notification;
+    if n.service_key.is_none() {
+        // The key id is the file's stem: `dev`, as the development public key's.
+        let path = dev_keys
+            .join("service")
+            .join(format!("{}.pem", auth::dev::KID));
+        write(&path, auth::dev::PRIVATE_PEM)?;
+        n.service_key = Some(path);
+    }
+    if std::env::var_os("REDRESS_INTAKE_URL").is_none() {
+        n.intake_url = format!("http://{intake_grpc}");
+    }
+    let notification = redress_notification::run(notification, shutdown.clone())
+        .await
+        .context("starting notification")?;
+
+    let mut analytics: redress_analytics::Config = from_env("redress-analytics")?;
+    analytics.runtime = runtime(4);
+    let analytics = match redress_analytics::run(analytics, shutdown.clone())
+        .await
+        .context("starting analytics")?
+    {
+        redress_runtime::app::Exit::Serving(running) => running,
+        redress_runtime::app::Exit::Done => {
+            anyhow::bail!("analytics ran a command instead of serving")
+        }
+    };
+
+    let mut audit: redress_compliance_audit::Config = from_env("redress-compliance-audit")?;
+    audit.runtime = runtime(5);
+    if audit.audit.signing_key_file.is_none() {
+        let signer = redress_compliance_audit::NoteSigner::generate("audit.redress.dev")
+            .context("making a checkpoint signing key")?;
+        let path = dev_keys.join("audit-signing.key");
+        write(&path, &signer.encode())?;
+        audit.audit.signing_key_file = Some(path);
+    }
+    let audit = redress_compliance_audit::run(audit, shutdown.clone())
+        .await
+        .context("starting compliance-audit")?;
+    Ok(vec![notification, analytics, audit])
+}
+
+/// A service's settings from the environment and defaults alone.
+fn from_env<C: clap::Parser>(binary: &str) -> anyhow::Result<C> {
+    C::try_parse_from([binary]).with_context(|| format!("reading {binary}'s settings"))
+}
+
+fn write(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
 }
 
 fn banner(args: &Args, running: &[Running]) {
