@@ -21,6 +21,7 @@
 //! rebuild  — every figure again from the streams, into a fresh schema, then swapped in
 //! alerts   — spikes and thresholds, raised once and resolved (outbox)
 //! report   — management and regulator reports (HTML + SVG, CSV); svg, csv
+//! pdf      — a report's HTML printed to PDF by headless Chromium
 //! gauges   — Prometheus gauges of live figures
 //! api      — gRPC
 //! ```
@@ -35,6 +36,7 @@ pub mod events;
 pub mod facts;
 pub mod gauges;
 pub mod handlers;
+pub mod pdf;
 pub mod query;
 pub mod rebuild;
 pub mod report;
