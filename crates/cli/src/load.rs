@@ -114,6 +114,9 @@ struct Shared {
     receipt: Mutex<Histogram<u64>>,
     created: Mutex<Histogram<u64>>,
     assigned: Mutex<Histogram<u64>>,
+    /// New submissions whose receipt has come back: the only ones a resend may repeat, so a
+    /// resend never races its original (that is intake's test, not the load's).
+    answered: Mutex<Vec<u64>>,
 }
 
 impl Shared {
@@ -127,6 +130,7 @@ impl Shared {
             receipt: Mutex::new(histogram()?),
             created: Mutex::new(histogram()?),
             assigned: Mutex::new(histogram()?),
+            answered: Mutex::new(Vec::new()),
         })
     }
 
@@ -219,7 +223,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .rate
         .map(|r| tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(r))));
     let mut tasks = tokio::task::JoinSet::new();
-    let mut mix = Mix::new(args.seed, args.invalid, args.resend, args.in_flight);
+    let mut mix = Mix::new(args.seed, args.invalid, args.resend);
     for n in 0..count {
         if args.duration.is_some_and(|d| started.elapsed() >= d) {
             break;
@@ -229,7 +233,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         let permit = permits.clone().acquire_owned().await?;
         let (bus, shared) = (bus.clone(), shared.clone());
-        let (kind, timeout) = (mix.next(n), args.timeout);
+        let kind = match shared.answered.lock() {
+            Ok(answered) => mix.next(&answered),
+            Err(_) => mix.next(&[]),
+        };
+        let timeout = args.timeout;
         tasks.spawn(async move {
             submit(&bus, &shared, n, kind, timeout).await;
             drop(permit);
@@ -321,6 +329,9 @@ async fn submit(bus: &Bus, shared: &Shared, n: u64, kind: Kind, timeout: Duratio
         (Some(Reply::Receipt(r)), Kind::New) if !r.duplicate => {
             counts.registered.fetch_add(1, Relaxed);
             shared.registered(r.complaint_id, sent);
+            if let Ok(mut answered) = shared.answered.lock() {
+                answered.push(n);
+            }
         }
         (Some(Reply::Receipt(r)), Kind::Resend(_)) if r.duplicate => {
             counts.duplicates.fetch_add(1, Relaxed);
@@ -334,25 +345,20 @@ async fn submit(bus: &Bus, shared: &Shared, n: u64, kind: Kind, timeout: Duratio
     }
 }
 
-/// A deterministic mix of new, invalid and resent submissions (xorshift from the seed).
+/// A deterministic mix of new, invalid and resent submissions (xorshift from the seed); a
+/// resend repeats one of the new submissions already answered.
 struct Mix {
     state: u64,
     invalid: f64,
     resend: f64,
-    news: Vec<u64>,
-    /// A resend picks a submission at least this many places back, so that it resends one
-    /// that has had its receipt (a resend racing its original is a different test).
-    behind: usize,
 }
 
 impl Mix {
-    fn new(seed: u64, invalid: f64, resend: f64, behind: usize) -> Self {
+    fn new(seed: u64, invalid: f64, resend: f64) -> Self {
         Self {
             state: seed.max(1),
             invalid,
             resend,
-            news: Vec::new(),
-            behind,
         }
     }
 
@@ -363,17 +369,15 @@ impl Mix {
         (self.state >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn next(&mut self, n: u64) -> Kind {
+    fn next(&mut self, answered: &[u64]) -> Kind {
         let roll = self.uniform();
         if roll < self.invalid {
             return Kind::Invalid;
         }
-        let settled = self.news.len().saturating_sub(self.behind);
-        if roll < self.invalid + self.resend && settled > 0 {
-            let pick = (self.uniform() * settled as f64) as usize;
-            return Kind::Resend(self.news[pick.min(settled - 1)]);
+        if roll < self.invalid + self.resend && !answered.is_empty() {
+            let pick = (self.uniform() * answered.len() as f64) as usize;
+            return Kind::Resend(answered[pick.min(answered.len() - 1)]);
         }
-        self.news.push(n);
         Kind::New
     }
 }
