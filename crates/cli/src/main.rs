@@ -29,6 +29,7 @@ mod grpc;
 mod keys;
 mod load;
 mod notification;
+mod report;
 mod review;
 mod submit;
 mod token;
@@ -97,6 +98,8 @@ enum Command {
         #[command(subcommand)]
         command: audit::Command,
     },
+    /// The monthly management or regulator report (analytics): HTML, PDF, CSV.
+    Report(report::Args),
 }
 
 #[derive(Subcommand)]
@@ -142,6 +145,7 @@ fn main() -> ExitCode {
             Command::Asyncapi => asyncapi::run(),
             Command::Audit { command } => audit::run(command).await,
             Command::Notification { command } => notification::run(command),
+            Command::Report(args) => report::run(args).await,
         }
     });
     match result {
