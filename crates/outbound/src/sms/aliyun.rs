@@ -134,31 +134,16 @@ impl Aliyun {
             .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let response = self
+        let request = self
             .http
             .post(self.config.endpoint.clone())
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(KIND, &e))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_transport(KIND, &e))?;
-        Ok((status, bytes.to_vec()))
+            .body(body);
+        ProviderError::exchange(KIND, request).await
     }
 
     async fn send_sms(&self, request: &SmsRequest) -> Result<Accepted, ProviderError> {
-        let template_code = self
-            .config
-            .templates
-            .get(&request.template)
-            .ok_or_else(|| ProviderError::NoTemplate {
-                provider: KIND,
-                template: request.template.clone(),
-            })?;
+        let template_code = ProviderError::template(KIND, &self.config.templates, request)?;
         let variables: serde_json::Map<String, serde_json::Value> = request
             .params
             .iter()

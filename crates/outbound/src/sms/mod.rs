@@ -155,6 +155,37 @@ impl ProviderError {
         }
     }
 
+    /// Sends a built request and reads its status and body; transport errors classified.
+    pub(crate) async fn exchange(
+        provider: ProviderKind,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>), ProviderError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Self::from_transport(provider, &e))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Self::from_transport(provider, &e))?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    /// The provider's approved template for one of our template keys.
+    pub(crate) fn template<'a>(
+        provider: ProviderKind,
+        templates: &'a std::collections::HashMap<String, String>,
+        request: &SmsRequest,
+    ) -> Result<&'a String, ProviderError> {
+        templates
+            .get(&request.template)
+            .ok_or_else(|| ProviderError::NoTemplate {
+                provider,
+                template: request.template.clone(),
+            })
+    }
+
     /// A transport error: only a failed connection proves nothing was sent.
     pub(crate) fn from_transport(provider: ProviderKind, err: &reqwest::Error) -> Self {
         if err.is_connect() {

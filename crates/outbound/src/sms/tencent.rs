@@ -217,7 +217,7 @@ impl Tencent {
             &headers,
             &payload,
         );
-        let response = self
+        let request = self
             .http
             .post(self.config.endpoint.clone())
             .header("authorization", auth)
@@ -227,27 +227,12 @@ impl Tencent {
             .header("x-tc-timestamp", timestamp.to_string())
             .header("x-tc-version", API_VERSION)
             .header("x-tc-region", &self.config.region)
-            .body(payload)
-            .send()
-            .await
-            .map_err(|e| ProviderError::from_transport(KIND, &e))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ProviderError::from_transport(KIND, &e))?;
-        Ok((status, bytes.to_vec()))
+            .body(payload);
+        ProviderError::exchange(KIND, request).await
     }
 
     async fn send_sms(&self, request: &SmsRequest) -> Result<Accepted, ProviderError> {
-        let template_id = self
-            .config
-            .templates
-            .get(&request.template)
-            .ok_or_else(|| ProviderError::NoTemplate {
-                provider: KIND,
-                template: request.template.clone(),
-            })?;
+        let template_id = ProviderError::template(KIND, &self.config.templates, request)?;
         let payload = serde_json::json!({
             "PhoneNumberSet": [request.to.e164()],
             "SmsSdkAppId": self.config.sms_sdk_app_id,
