@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 use prost::Message as _;
 use redress_classification::{
@@ -22,8 +21,7 @@ use redress_proto::{
     events::v1::{ComplaintReceived, ComplaintSummary, Event, event::Payload},
 };
 use redress_runtime::{
-    Bus,
-    bus::{self, Outgoing, headers},
+    Bus, bus,
     event::{new_event, service_actor},
     testing::{TestEnv, authed, eventually, grpc_channel, stored},
 };
@@ -188,17 +186,8 @@ async fn publish_received(bus: &Bus, id: &str, text: &str) {
                 ..Default::default()
             }),
         },
-    )
-    .into_event();
-    let mut h = HeaderMap::new();
-    h.insert(headers::MSG_ID, event.id.as_str());
-    h.insert(headers::EVENT_TYPE, "complaint_received");
-    let outgoing = Outgoing {
-        subject: "redress.complaint.v1.received".into(),
-        headers: h,
-        payload: event.encode_to_vec().into(),
-    };
-    if let Err(error) = bus.publish(outgoing).await {
+    );
+    if let Err(error) = bus.publish_event(&event).await {
         panic!("publish: {error}");
     }
 }
