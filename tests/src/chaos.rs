@@ -157,6 +157,9 @@ pub async fn run(plan: &Plan) -> Report {
 
     let mut outcomes = Vec::new();
     let mut problems = Vec::new();
+    // The sleeps here and in `apply` are the plan itself (load running between faults, how
+    // long a part stays down), not waits for an outcome: recovery is polled by `probe` and the
+    // end state by `check`, each with a deadline.
     tokio::time::sleep(plan.between).await;
     for (n, fault) in plan.faults.iter().enumerate() {
         let (started, started_at) = (Instant::now(), chrono::Utc::now());
