@@ -6,8 +6,24 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 venv="$root/.redress/venv"
 bash "$root/tests/python/venv.sh" >/dev/null
 
-port() { "$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-grpc_port=$(port); http_port=$(port)
+# `redress dev` gives its six services consecutive ports from each base: find twelve free in a
+# row (gRPC base, then HTTP base six above), not two single free ports.
+base=$("$venv/bin/python" - <<'PY'
+import random, socket
+for _ in range(500):
+    base, held = random.randint(20000, 59000), []
+    try:
+        for p in range(base, base + 12):
+            s = socket.socket(); held.append(s); s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        for s in held: s.close()
+    print(base); break
+PY
+)
+[ -n "$base" ] || { echo "python-grpc: no 12 consecutive free ports"; exit 1; }
+grpc_port=$base; http_port=$((base + 6))
 log="$root/.redress/python-check.log"
 cargo build -q -p redress
 
