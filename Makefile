@@ -31,8 +31,9 @@ test-rust:
 test-python: ## a non-Rust gRPC client (grpcio) lists services by reflection, checks health, calls with a token
 	@source $(ENV) && bash tests/python/run.sh
 
-test-quickstart: ## run the README's quick start, verbatim, against `redress dev`
+test-quickstart: ## run the README's quick start and its Keys section, verbatim
 	@source $(ENV) && bash tests/quickstart/run.sh
+	@source $(ENV) && bash tests/quickstart/operations.sh
 
 lint: check-tree ## buf lint, AsyncAPI validation, rustfmt, clippy (warnings are errors), no development key in a service build
 	@command -v npx >/dev/null || { echo "lint needs Node.js/npm (for @bufbuild/buf and @asyncapi/cli)"; exit 1; }

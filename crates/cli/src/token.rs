@@ -21,7 +21,8 @@ pub struct Args {
     #[arg(long, default_value = "12h", value_parser = parse_duration)]
     ttl: Duration,
     /// Private key (PEM, Ed25519 or RSA) to sign with instead of the development key; its key
-    /// id is the file stem, as services read it from the public key's file name.
+    /// id is the file stem without `.key` (`ops.key.pem` → `ops`), as services read it from the
+    /// public key's file name (`ops.pem`).
     #[arg(long)]
     key: Option<std::path::PathBuf>,
 }
@@ -58,10 +59,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let token = match &args.key {
         Some(path) => {
             let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let kid = path
+            // `keys generate jwt --name N` writes N.key.pem beside N.pem, and services take
+            // the key id from the public key's stem: both name the key N.
+            let stem = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let kid = stem.strip_suffix(".key").unwrap_or(&stem).to_owned();
             auth::mint(&pem, &kid, &claims)?
         }
         None => auth::dev::token(&subject, &args.roles, args.department.as_deref(), args.ttl)?,
