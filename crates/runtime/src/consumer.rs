@@ -144,6 +144,24 @@ pub trait Handler: Send + Sync + 'static {
         let _ = delivery;
         true
     }
+
+    /// Applies a batch's messages (each new to the inbox, each once) in the same
+    /// transaction. By default one by one; a handler that can apply many in fewer statements
+    /// (analytics' aggregates) overrides it. If it fails, the batch is rolled back and each
+    /// message is applied again on its own through [`Handler::handle`].
+    fn handle_all<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        deliveries: Vec<&'a Delivery>,
+    ) -> impl Future<Output = Result<(), HandleError>> + Send + 'a {
+        async move {
+            for delivery in deliveries {
+                let span = telemetry::message_span(Some(&delivery.headers), &delivery.subject);
+                self.handle(conn, delivery).instrument(span).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// An event as a typed handler receives it: the envelope's facts and its decoded payload.
@@ -286,6 +304,14 @@ pub(crate) trait RawDispatch: Send + Sync {
         conn: &'a mut PgConnection,
         delivery: &'a Delivery,
     ) -> BoxFuture<'a, Result<(), HandleError>>;
+
+    fn call_all<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        deliveries: Vec<&'a Delivery>,
+    ) -> BoxFuture<'a, Result<(), HandleError>>;
+
+    fn wanted(&self, delivery: &Delivery) -> bool;
 }
 
 impl<H: Handler> RawDispatch for H {
@@ -295,6 +321,18 @@ impl<H: Handler> RawDispatch for H {
         delivery: &'a Delivery,
     ) -> BoxFuture<'a, Result<(), HandleError>> {
         Box::pin(self.handle(conn, delivery))
+    }
+
+    fn call_all<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        deliveries: Vec<&'a Delivery>,
+    ) -> BoxFuture<'a, Result<(), HandleError>> {
+        Box::pin(self.handle_all(conn, deliveries))
+    }
+
+    fn wanted(&self, delivery: &Delivery) -> bool {
+        self.wants(delivery)
     }
 }
 
@@ -307,6 +345,18 @@ impl Handler for Raw {
         delivery: &Delivery,
     ) -> Result<(), HandleError> {
         self.0.call(conn, delivery).await
+    }
+
+    fn handle_all<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        deliveries: Vec<&'a Delivery>,
+    ) -> impl Future<Output = Result<(), HandleError>> + Send + 'a {
+        self.0.call_all(conn, deliveries)
+    }
+
+    fn wants(&self, delivery: &Delivery) -> bool {
+        self.0.wanted(delivery)
     }
 }
 
@@ -629,22 +679,17 @@ impl<H: Handler> Worker<H> {
         } else {
             None
         };
+        let mut new = Vec::with_capacity(deliveries.len());
         for (delivery, id) in deliveries.iter().zip(&ids) {
             // Taken out once used: the same event twice in one batch has one effect.
             if fresh.as_mut().is_some_and(|f| !f.remove(id)) {
                 self.count_duplicate();
                 continue;
             }
-            let span = telemetry::message_span(Some(&delivery.headers), &delivery.subject);
-            if self
-                .handler
-                .handle(&mut tx, delivery)
-                .instrument(span)
-                .await
-                .is_err()
-            {
-                return Err(());
-            }
+            new.push(delivery);
+        }
+        if self.handler.handle_all(&mut tx, new).await.is_err() {
+            return Err(());
         }
         tx.commit().await.map_err(|_| ())
     }
