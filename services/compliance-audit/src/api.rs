@@ -3,24 +3,34 @@
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use redress_proto::{
     audit::v1::{
-        Checkpoint, Entry, ExportCaseRequest, ExportCaseResponse, GetCheckpointRequest,
-        GetCheckpointResponse, GetConsistencyProofRequest, GetConsistencyProofResponse,
-        GetEntriesRequest, GetEntriesResponse, GetInclusionProofRequest, GetInclusionProofResponse,
-        ListCheckpointsRequest, ListCheckpointsResponse, audit_service_server::AuditService,
+        AcknowledgeViolationRequest, Checkpoint, DrawInspectionSampleRequest,
+        DrawInspectionSampleResponse, Entry, ExportCaseRequest, ExportCaseResponse,
+        GetCheckpointRequest, GetCheckpointResponse, GetConsistencyProofRequest,
+        GetConsistencyProofResponse, GetEntriesRequest, GetEntriesResponse,
+        GetInclusionProofRequest, GetInclusionProofResponse, ListCheckpointsRequest,
+        ListCheckpointsResponse, ListViolationsRequest, ListViolationsResponse, ReconcileRequest,
+        ReconcileResponse, RecordInspectionRequest, RecordInspectionResponse,
+        ResolveViolationRequest, Violation, audit_service_server::AuditService,
         get_inclusion_proof_request::Leaf,
     },
     events::v1::FieldViolation,
-    vocab::code,
+    vocab::{TextKind, code},
 };
-use redress_runtime::{Principal, Role, db::Database, event::timestamp, grpc};
+use std::sync::Arc;
+
+use redress_runtime::{Bus, Principal, Role, db::Database, event::timestamp, grpc, paging::Pager};
 use tonic::{Request, Response, Status};
 
 use crate::{
     checkpoints,
+    inspection::{self, Inspection, InspectionError, Scoring},
     merkle::{Query, leaf_hash},
     note::NoteSigner,
+    reconcile,
     store::{self, StoreError, StoredCheckpoint},
     verify::{BUNDLE_FORMAT, Bundle, EntryJson},
+    violations::Judge,
+    worklist,
 };
 
 /// At most this many entries or checkpoints per call.
@@ -30,6 +40,11 @@ const ROLES: &[Role] = &[Role::Compliance, Role::Admin];
 pub struct Api {
     pub db: Database,
     pub signer: NoteSigner,
+    pub bus: Bus,
+    pub pager: Pager,
+    pub judge: Arc<Judge>,
+    pub inspection: Arc<Inspection>,
+    pub reviewers: Vec<String>,
 }
 
 fn store_error(what: &str, error: StoreError) -> Status {
@@ -40,6 +55,18 @@ fn store_error(what: &str, error: StoreError) -> Status {
             tracing::error!(%error, what, "audit log store");
             Status::internal("the stored tree is damaged; it has been logged")
         }
+    }
+}
+
+fn inspection_error(error: InspectionError) -> Status {
+    match error {
+        InspectionError::Invalid(v) => grpc::invalid(v),
+        InspectionError::NotReady(m) => Status::failed_precondition(m),
+        InspectionError::NotFound(m) => Status::not_found(m),
+        InspectionError::Denied(m) => Status::permission_denied(m),
+        InspectionError::Exists(m) => Status::already_exists(m),
+        InspectionError::Database(e) => grpc::database("inspection", &e),
+        InspectionError::File(m) => Status::internal(m),
     }
 }
 
@@ -298,6 +325,97 @@ impl AuditService for Api {
         Ok(Response::new(ExportCaseResponse {
             bundle_json,
             entries,
+        }))
+    }
+
+    async fn list_violations(
+        &self,
+        request: Request<ListViolationsRequest>,
+    ) -> Result<Response<ListViolationsResponse>, Status> {
+        Principal::of(&request)?.require(ROLES)?;
+        let listed = worklist::list(&self.db, &self.pager, request.into_inner()).await?;
+        Ok(Response::new(listed))
+    }
+
+    async fn acknowledge_violation(
+        &self,
+        request: Request<AcknowledgeViolationRequest>,
+    ) -> Result<Response<Violation>, Status> {
+        let (principal, role) = redress_runtime::require(&request, ROLES)?;
+        let r = request.into_inner();
+        let done =
+            worklist::acknowledge(&self.db, &principal, role, &r.violation_id, &r.note).await?;
+        Ok(Response::new(done))
+    }
+
+    async fn resolve_violation(
+        &self,
+        request: Request<ResolveViolationRequest>,
+    ) -> Result<Response<Violation>, Status> {
+        let (principal, role) = redress_runtime::require(&request, ROLES)?;
+        let r = request.into_inner();
+        let done =
+            worklist::resolve(&self.db, &principal, role, &r.violation_id, &r.reason).await?;
+        Ok(Response::new(done))
+    }
+
+    async fn reconcile(
+        &self,
+        request: Request<ReconcileRequest>,
+    ) -> Result<Response<ReconcileResponse>, Status> {
+        Principal::of(&request)?.require(ROLES)?;
+        let (report, consistent) = reconcile::run(&self.bus, &self.db, &self.judge.rules)
+            .await
+            .map_err(|e| match e {
+                reconcile::ReconcileError::Database(e) => grpc::database("reconcile", &e),
+                other => Status::unavailable(other.to_string()),
+            })?;
+        Ok(Response::new(ReconcileResponse {
+            report: Some(report),
+            consistent,
+        }))
+    }
+
+    async fn draw_inspection_sample(
+        &self,
+        request: Request<DrawInspectionSampleRequest>,
+    ) -> Result<Response<DrawInspectionSampleResponse>, Status> {
+        Principal::of(&request)?.require(ROLES)?;
+        let month = request.into_inner().month;
+        let sample = inspection::sample(
+            self.db.pool(),
+            &self.inspection,
+            &self.reviewers,
+            month.trim(),
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(inspection_error)?;
+        Ok(Response::new(DrawInspectionSampleResponse {
+            sample: Some(sample),
+        }))
+    }
+
+    async fn record_inspection(
+        &self,
+        request: Request<RecordInspectionRequest>,
+    ) -> Result<Response<RecordInspectionResponse>, Status> {
+        let (principal, role) = redress_runtime::require(&request, ROLES)?;
+        let r = request.into_inner();
+        let findings = grpc::text("findings", &r.findings, 4000, TextKind::Prose, false)
+            .map_err(grpc::invalid)?;
+        let scoring = Scoring {
+            month: r.month.trim(),
+            case_id: r.case_id.trim(),
+            scores: r.scores,
+            findings,
+        };
+        let scored =
+            inspection::record(self.db.pool(), &self.inspection, &principal, role, scoring)
+                .await
+                .map_err(inspection_error)?;
+        Ok(Response::new(RecordInspectionResponse {
+            scored: Some(scored),
         }))
     }
 }

@@ -40,6 +40,27 @@ pub struct AuditConfig {
     #[arg(long, env = "REDRESS_AUDIT_CHECKPOINT_ENTRIES", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_entries: u64,
+
+    /// Judge the compliance rules (rules/violations.toml) as events are logged and on timers.
+    #[arg(long, env = "REDRESS_AUDIT_RULES", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    pub rules: bool,
+
+    /// How long after a time limit the rules wait for events still on their way (from other
+    /// streams, a lagging consumer) before they call something missing.
+    #[arg(long, env = "REDRESS_AUDIT_RULES_SETTLE", default_value = "5m",
+          value_parser = parse_duration)]
+    pub rules_settle: Duration,
+
+    /// How often the streams are reconciled with the log.
+    #[arg(long, env = "REDRESS_AUDIT_RECONCILE_INTERVAL", default_value = "1h",
+          value_parser = parse_duration)]
+    pub reconcile_interval: Duration,
+
+    /// The reviewers the monthly inspection sample is assigned to, in turn (token subjects,
+    /// comma-separated); empty: any compliance reviewer may score any sampled case.
+    #[arg(long, env = "REDRESS_AUDIT_REVIEWERS", value_delimiter = ',')]
+    pub reviewers: Vec<String>,
 }
 
 impl Default for AuditConfig {

@@ -14,7 +14,12 @@ use redress_proto::{
 use redress_runtime::{Consumer, Delivery, HandleError, consumer::Handler};
 use sqlx::PgConnection;
 
-use crate::store::{self, NewEntry};
+use std::sync::Arc;
+
+use crate::{
+    store::{self, NewEntry},
+    violations::Judge,
+};
 
 /// The streams the log reads. The two submission streams are work queues holding raw
 /// personal data, consumed by intake alone; what intake registers from them is logged as
@@ -28,21 +33,33 @@ pub fn logged_streams() -> Vec<StreamSpec> {
 }
 
 /// The log's own checkpoint events are not entries: each would make the next one necessary.
-const CHECKPOINT_SUBJECT: &str = "redress.audit.v1.checkpoint";
+pub const CHECKPOINT_SUBJECT: &str = "redress.audit.v1.checkpoint";
 
-pub fn consumers() -> Vec<Consumer> {
+/// One consumer per logged stream; with `judge`, each new event is judged by the rules in
+/// the transaction that logs it.
+pub fn consumers(judge: Option<Arc<Judge>>) -> Vec<Consumer> {
     logged_streams()
         .into_iter()
         .map(|stream| {
-            let name = format!("compliance-audit-log-{}", stream.name.to_lowercase());
+            let name = durable_name(stream);
             let filter = stream.subjects.first().copied().unwrap_or(">");
-            Consumer::raw(name, stream, filter, Append { stream }).without_inbox()
+            let append = Append {
+                stream,
+                judge: judge.clone(),
+            };
+            Consumer::raw(name, stream, filter, append).without_inbox()
         })
         .collect()
 }
 
+/// The durable consumer that logs a stream.
+pub fn durable_name(stream: StreamSpec) -> String {
+    format!("compliance-audit-log-{}", stream.name.to_lowercase())
+}
+
 struct Append {
     stream: StreamSpec,
+    judge: Option<Arc<Judge>>,
 }
 
 impl Handler for Append {
@@ -56,10 +73,17 @@ impl Handler for Append {
             return Ok(());
         }
         let entry = entry(self.stream, delivery);
-        store::append(conn, &[entry]).await.map_err(|e| match e {
+        let fresh = store::append(conn, &[entry]).await.map_err(|e| match e {
             store::StoreError::Database(e) => HandleError::Database(e),
             other => HandleError::Transient(other.to_string()),
         })?;
+        if let (Some(judge), 1) = (&self.judge, fresh)
+            && self.stream.name != bus::DLQ.name
+            && let Ok(event) = Event::decode(delivery.payload.as_ref())
+            && event.payload.is_some()
+        {
+            judge.logged(conn, &event).await?;
+        }
         Ok(())
     }
 }
@@ -125,7 +149,7 @@ fn dead_letter_leaf(delivery: &Delivery) -> Vec<u8> {
 
 /// The case and complaint an event is about, from its payload's `caseId`/`complaintId`
 /// fields wherever the payload nests them (a case header, a notice header, a summary).
-fn about(event: &Event) -> (Option<String>, Option<String>) {
+pub fn about(event: &Event) -> (Option<String>, Option<String>) {
     let Ok(serde_json::Value::Object(json)) = serde_json::to_value(event) else {
         return (None, None);
     };

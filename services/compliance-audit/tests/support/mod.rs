@@ -35,15 +35,32 @@ pub struct Audit {
     pub client: AuditServiceClient<Channel>,
 }
 
+/// The service with the compliance rules off: the log's tests count entries exactly, and a
+/// rule firing on their made-up events would add its violation event to the log
+/// (tests/rules.rs runs with the rules on).
 pub async fn start(env: &TestEnv, key: &std::path::Path) -> Audit {
+    start_with(env, key, |audit| audit.rules = false).await
+}
+
+pub async fn start_with(
+    env: &TestEnv,
+    key: &std::path::Path,
+    adjust: impl FnOnce(&mut AuditConfig),
+) -> Audit {
     let shutdown = CancellationToken::new();
+    let mut audit = AuditConfig {
+        signing_key_file: Some(key.to_path_buf()),
+        checkpoint_interval: Duration::from_millis(300),
+        checkpoint_entries: 4,
+        rules: true,
+        rules_settle: Duration::from_secs(1),
+        reconcile_interval: Duration::from_secs(3600),
+        reviewers: Vec::new(),
+    };
+    adjust(&mut audit);
     let config = Config {
         runtime: env.runtime_config(),
-        audit: AuditConfig {
-            signing_key_file: Some(key.to_path_buf()),
-            checkpoint_interval: Duration::from_millis(300),
-            checkpoint_entries: 4,
-        },
+        audit,
     };
     let running = run(config, shutdown.clone()).await.expect("audit starts");
     let client =
