@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use redress_proto::notification::v1 as pb;
 use redress_proto::{
     events::v1::{FieldViolation, NoticeChannel, NoticeKind},
     notification::v1::{
@@ -23,6 +24,7 @@ use crate::{
     notices::{kind_from_token, kind_token},
     store::{self, DELIVER},
     templates::{self, sample_facts, sms_length},
+    webhooks::{self, manage},
 };
 
 const READERS: &[Role] = &[Role::Specialist, Role::Compliance, Role::Admin];
@@ -266,5 +268,103 @@ impl NotificationService for Api {
             })
             .collect();
         Ok(Response::new(ListTasksResponse { tasks }))
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        request: Request<pb::CreateWebhookEndpointRequest>,
+    ) -> Result<Response<pb::CreateWebhookEndpointResponse>, Status> {
+        let scope = manage::scope(&request)?;
+        let created = manage::create(&self.shared, &scope, request.get_ref()).await?;
+        Ok(Response::new(created))
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        request: Request<pb::ListWebhookEndpointsRequest>,
+    ) -> Result<Response<pb::ListWebhookEndpointsResponse>, Status> {
+        let scope = manage::scope(&request)?;
+        let mut conn = manage::acquire(&self.shared).await?;
+        let endpoints = webhooks::store::endpoints(&mut conn, scope.department.as_deref())
+            .await
+            .map_err(|e| grpc::database("list webhook endpoints", &e))?;
+        Ok(Response::new(pb::ListWebhookEndpointsResponse {
+            endpoints: endpoints.iter().map(manage::to_pb).collect(),
+        }))
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        request: Request<pb::RotateWebhookSecretRequest>,
+    ) -> Result<Response<pb::RotateWebhookSecretResponse>, Status> {
+        let scope = manage::scope(&request)?;
+        let rotated = manage::rotate(&self.shared, &scope, request.get_ref()).await?;
+        Ok(Response::new(rotated))
+    }
+
+    async fn disable_webhook_endpoint(
+        &self,
+        request: Request<pb::DisableWebhookEndpointRequest>,
+    ) -> Result<Response<pb::WebhookEndpoint>, Status> {
+        let scope = manage::scope(&request)?;
+        let r = request.get_ref();
+        let reason =
+            grpc::text("reason", &r.reason, 500, TextKind::Line, true).map_err(grpc::invalid)?;
+        let e =
+            manage::set_state(&self.shared, &scope, &r.endpoint_id, "disabled", &reason).await?;
+        Ok(Response::new(manage::to_pb(&e)))
+    }
+
+    async fn enable_webhook_endpoint(
+        &self,
+        request: Request<pb::EnableWebhookEndpointRequest>,
+    ) -> Result<Response<pb::WebhookEndpoint>, Status> {
+        let scope = manage::scope(&request)?;
+        let id = &request.get_ref().endpoint_id;
+        let e = manage::set_state(&self.shared, &scope, id, "enabled", "").await?;
+        Ok(Response::new(manage::to_pb(&e)))
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        request: Request<pb::DeleteWebhookEndpointRequest>,
+    ) -> Result<Response<pb::DeleteWebhookEndpointResponse>, Status> {
+        let scope = manage::scope(&request)?;
+        let id = &request.get_ref().endpoint_id;
+        manage::set_state(&self.shared, &scope, id, "deleted", "").await?;
+        Ok(Response::new(pb::DeleteWebhookEndpointResponse {}))
+    }
+
+    async fn replay_webhooks(
+        &self,
+        request: Request<pb::ReplayWebhooksRequest>,
+    ) -> Result<Response<pb::ReplayWebhooksResponse>, Status> {
+        let scope = manage::scope(&request)?;
+        let replayed = manage::replay(&self.shared, &scope, request.get_ref()).await?;
+        Ok(Response::new(replayed))
+    }
+
+    async fn test_fire_webhook(
+        &self,
+        request: Request<pb::TestFireWebhookRequest>,
+    ) -> Result<Response<pb::TestFireWebhookResponse>, Status> {
+        let scope = manage::scope(&request)?;
+        let fired = manage::test_fire(&self.shared, &scope, request.get_ref()).await?;
+        Ok(Response::new(fired))
+    }
+
+    async fn list_webhook_messages(
+        &self,
+        request: Request<pb::ListWebhookMessagesRequest>,
+    ) -> Result<Response<pb::ListWebhookMessagesResponse>, Status> {
+        let scope = manage::scope(&request)?;
+        let mut conn = manage::acquire(&self.shared).await?;
+        let endpoint = manage::owned(&mut conn, &scope, &request.get_ref().endpoint_id).await?;
+        let messages = webhooks::store::messages(&mut conn, endpoint.id)
+            .await
+            .map_err(|e| grpc::database("list webhook messages", &e))?;
+        Ok(Response::new(pb::ListWebhookMessagesResponse {
+            messages: messages.iter().map(manage::message_to_pb).collect(),
+        }))
     }
 }

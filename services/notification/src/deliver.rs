@@ -24,7 +24,8 @@ use crate::{
     contact::ContactError,
     mask,
     notices::kind_token,
-    quiet,
+    quiet, receipts,
+    sms::{self, SmsOutcome},
     smtp::SmtpError,
     store::{self, Pending, Sent},
     templates,
@@ -102,39 +103,37 @@ impl JobHandler for Deliver {
                 &delivery.facts,
             )
             .map_err(|e| JobError::Permanent(e.to_string()))?;
-        let provider = match route.channel {
-            NoticeChannel::Email => "smtp",
-            _ => "none",
+        let provider = match (route.channel, &self.shared.sms) {
+            (NoticeChannel::Email, _) => "smtp".to_owned(),
+            (NoticeChannel::Sms, Some(sms)) => sms.order.clone(),
+            _ => "none".to_owned(),
         };
-        let attempt = store::begin_attempt(self.shared.db.pool(), id, route.name, provider).await?;
-        let sent = match route.channel {
-            NoticeChannel::Email => match &self.shared.mailer {
-                Some(mailer) => {
-                    mailer
-                        .send(&route.address, &rendered, &id.to_string())
-                        .await
-                }
-                None => Err(SmtpError::Permanent("no SMTP server configured".into())),
-            },
-            _ => Err(SmtpError::Permanent(format!(
-                "no provider for {}",
-                route.name
-            ))),
-        };
+        let attempt =
+            store::begin_attempt(self.shared.db.pool(), id, route.name, &provider).await?;
+        let sent = self.send(&route, &rendered, id).await;
         drop(contact);
-        let message_id = match sent {
-            Ok(message_id) => message_id,
-            Err(error) => {
-                let detail = error.to_string();
-                let mut own = self.shared.db.pool().acquire().await?;
-                store::finish_attempt(&mut own, id, attempt, "failed", &detail).await?;
-                return Err(match error {
-                    SmtpError::Transient(_) => JobError::Retry(detail),
-                    _ => JobError::Permanent(detail),
-                });
+        let (provider, message_id, detail) = match sent {
+            Sending::Sent {
+                provider,
+                message_id,
+                detail,
+            } => (provider, message_id, detail),
+            Sending::InDoubt(reason) => {
+                // The attempt keeps no outcome: the in-doubt report names it.
+                let reason = format!("attempt {attempt} by {} ({provider}): {reason}", route.name);
+                self.in_doubt(conn, &delivery, &reason, &provider).await?;
+                return Ok(Outcome::Done);
+            }
+            Sending::Retry(detail) => {
+                self.attempt_failed(id, attempt, &detail).await?;
+                return Err(JobError::Retry(detail));
+            }
+            Sending::Permanent(detail) => {
+                self.attempt_failed(id, attempt, &detail).await?;
+                return Err(JobError::Permanent(detail));
             }
         };
-        store::finish_attempt(conn, id, attempt, "sent", "").await?;
+        store::finish_attempt(conn, id, attempt, "sent", &detail).await?;
         let proof = Sent {
             channel: route.name,
             language,
@@ -142,7 +141,7 @@ impl JobHandler for Deliver {
             template_id: &rendered.template_id,
             template_version: rendered.version,
             body_sha256: &rendered.sha256,
-            provider,
+            provider: &provider,
             provider_message_id: &message_id,
             quiet_hours_overridden: overridden,
             sent_at: now,
@@ -154,14 +153,18 @@ impl JobHandler for Deliver {
             template_id: rendered.template_id.clone(),
             template_version: rendered.version,
             body_sha256: rendered.sha256.clone(),
-            provider: provider.into(),
-            provider_message_id: message_id,
+            provider: provider.clone(),
+            provider_message_id: message_id.clone(),
             sent_at: Some(timestamp(now)),
             attempt: u32::try_from(attempt).unwrap_or(0),
             quiet_hours_overridden: overridden,
             language: language.into(),
         };
         publish(conn, &delivery, 2, event).await?;
+        // After `sent`: a receipt that came first is applied now and raises `delivered`.
+        if let (NoticeChannel::Sms, Some(sms)) = (route.channel, &self.shared.sms) {
+            receipts::after_send(conn, id, &provider, &message_id, sms.receipt_gap).await?;
+        }
         Ok(Outcome::Done)
     }
 
@@ -191,7 +194,73 @@ impl JobHandler for Deliver {
     }
 }
 
+/// What one send came to, whatever the channel.
+enum Sending {
+    Sent {
+        provider: String,
+        message_id: String,
+        /// Providers tried before the one that took it (the attempt's detail).
+        detail: String,
+    },
+    Retry(String),
+    Permanent(String),
+    /// It may have been sent: never again by ourselves.
+    InDoubt(String),
+}
+
 impl Deliver {
+    /// Sends on the route's channel.
+    async fn send(&self, route: &Route, rendered: &templates::Rendered, id: Uuid) -> Sending {
+        match route.channel {
+            NoticeChannel::Email => {
+                let Some(mailer) = &self.shared.mailer else {
+                    return Sending::Permanent("no SMTP server configured".into());
+                };
+                match mailer.send(&route.address, rendered, &id.to_string()).await {
+                    Ok(message_id) => Sending::Sent {
+                        provider: "smtp".into(),
+                        message_id,
+                        detail: String::new(),
+                    },
+                    Err(e @ SmtpError::Transient(_)) => Sending::Retry(e.to_string()),
+                    Err(e) => Sending::Permanent(e.to_string()),
+                }
+            }
+            NoticeChannel::Sms => {
+                let (Some(sms), Some(to)) = (&self.shared.sms, sms::phone(&route.address)) else {
+                    return Sending::Permanent("no SMS provider configured".into());
+                };
+                match sms.send(&to, rendered, &id.to_string()).await {
+                    SmsOutcome::Sent {
+                        provider,
+                        message_id,
+                        detail,
+                    } => Sending::Sent {
+                        provider: provider.to_string(),
+                        message_id,
+                        detail,
+                    },
+                    SmsOutcome::Retry(d) => Sending::Retry(d),
+                    SmsOutcome::Permanent(d) => Sending::Permanent(d),
+                    SmsOutcome::InDoubt(d) => Sending::InDoubt(d),
+                }
+            }
+            _ => Sending::Permanent(format!("no provider for {}", route.name)),
+        }
+    }
+
+    /// Records a failed attempt's outcome on its own connection: the job's transaction is
+    /// rolled back by the error that follows, the attempt's record must not be.
+    async fn attempt_failed(
+        &self,
+        id: Uuid,
+        attempt: i32,
+        detail: &str,
+    ) -> Result<(), sqlx::Error> {
+        let mut own = self.shared.db.pool().acquire().await?;
+        store::finish_attempt(&mut own, id, attempt, "failed", detail).await
+    }
+
     async fn in_doubt(
         &self,
         conn: &mut PgConnection,
@@ -233,6 +302,16 @@ impl Deliver {
                         masked: mask::email(contact.email.trim()),
                     });
                 }
+                "sms" if self.shared.sms.is_some() => {
+                    if let Some(phone) = sms::phone(&contact.phone) {
+                        return Some(Route {
+                            channel: NoticeChannel::Sms,
+                            name: "sms",
+                            address: phone.e164().to_owned(),
+                            masked: phone.masked(),
+                        });
+                    }
+                }
                 _ => {}
             }
         }
@@ -260,7 +339,7 @@ impl Deliver {
     }
 }
 
-async fn publish<P: redress_proto::EventPayload>(
+pub(crate) async fn publish<P: redress_proto::EventPayload>(
     conn: &mut PgConnection,
     delivery: &Pending,
     version: u64,

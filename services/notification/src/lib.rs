@@ -38,13 +38,17 @@ pub mod handlers;
 pub mod mask;
 pub mod notices;
 pub mod quiet;
+pub mod receipts;
+pub mod sms;
 pub mod smtp;
 pub mod store;
 pub mod templates;
+pub mod webhooks;
 
 use std::sync::Arc;
 
 use redress_proto::{
+    bus::CASE_EVENTS,
     events::v1::{
         CaseAssigned, CaseClockPaused, CaseClockResumed, CaseCreated, CaseDecided, CaseExtended,
         CaseWithdrawn, ComplaintWithdrawn,
@@ -71,6 +75,9 @@ pub struct Shared {
     pub templates: templates::Templates,
     pub contacts: contact::Contacts,
     pub mailer: Option<smtp::Mailer>,
+    /// SMS providers in failover order, when `REDRESS_SMS_CONFIG` names any.
+    pub sms: Option<sms::Sms>,
+    pub webhooks: webhooks::Webhooks,
     pub settings: Settings,
 }
 
@@ -81,6 +88,41 @@ pub struct Settings {
     pub fallback: Vec<String>,
     pub rate_per_hour: u32,
     pub survey_delay: chrono::Duration,
+}
+
+/// The webhook sender from the settings: the SSRF policy, the timeout, the retry policy
+/// (the shipped data unless overridden), a private CA.
+fn webhooks_of(n: &config::NotificationConfig) -> Result<webhooks::Webhooks, StartError> {
+    use redress_outbound::webhook::{RetryPolicy, SsrfPolicy};
+    let mut retry =
+        RetryPolicy::standard().map_err(|e| StartError::config("webhook-retry.json", e))?;
+    if !n.webhook_retry_delays.is_empty() {
+        retry.delays.clone_from(&n.webhook_retry_delays);
+    }
+    if let Some(after) = n.webhook_disable_after {
+        retry.disable_after = after;
+    }
+    let root = match &n.webhook_ca {
+        Some(path) => {
+            let pem =
+                std::fs::read(path).map_err(|e| StartError::config("REDRESS_WEBHOOK_CA", e))?;
+            Some(
+                reqwest::Certificate::from_pem(&pem)
+                    .map_err(|e| StartError::config("REDRESS_WEBHOOK_CA", e))?,
+            )
+        }
+        None => None,
+    };
+    let policy = SsrfPolicy {
+        allow_insecure_http: n.webhook_allow_http,
+        allowed_networks: n.webhook_allowed_networks.clone(),
+    };
+    Ok(webhooks::Webhooks::new(
+        policy,
+        n.webhook_timeout,
+        retry,
+        root,
+    ))
 }
 
 /// Starts notification and returns once it is serving; cancel `shutdown` to stop it.
@@ -105,6 +147,26 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running,
         ),
         None => None,
     };
+    let sms = match &n.sms_config {
+        Some(path) => {
+            let settings = config::SmsSettings::load(path, &n.sms_signature)
+                .map_err(|e| StartError::config("REDRESS_SMS_CONFIG", e))?;
+            Some(
+                sms::Sms::new(settings, n.sms_receipt_gap)
+                    .map_err(|e| StartError::config("REDRESS_SMS_CONFIG", e))?,
+            )
+        }
+        None => None,
+    };
+    let receipts_listener = match n.sms_receipts_addr {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| StartError::config("REDRESS_SMS_RECEIPTS_ADDR", e))?,
+        ),
+        None => None,
+    };
+    let webhooks = webhooks_of(n)?;
     let settings = Settings {
         time_zone: n.time_zone,
         quiet: n.quiet_hours,
@@ -136,6 +198,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running,
         templates,
         contacts,
         mailer,
+        sms,
+        webhooks,
         settings,
     });
     let events = handlers::Events {
@@ -166,6 +230,55 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running,
             retry: retry.clone(),
             batch: 1,
             poll,
+        });
+    }
+    service.consume(Consumer::raw(
+        "notification-webhooks",
+        CASE_EVENTS,
+        "redress.case.v1.>",
+        webhooks::fanout::Fanout,
+    ))?;
+    for _ in 0..workers {
+        service.run_jobs(Queue {
+            name: webhooks::QUEUE,
+            handler: Arc::new(webhooks::send::Send {
+                shared: shared.clone(),
+            }),
+            // The schedule is the policy's (Outcome::Later); this covers database errors.
+            retry: RetrySchedule::Exponential {
+                first: std::time::Duration::from_secs(5),
+                max: std::time::Duration::from_secs(3600),
+                attempts: 8,
+            },
+            batch: 1,
+            poll,
+        });
+    }
+    if shared.sms.is_some() {
+        service.run_jobs(Queue {
+            name: store::RECEIPT_POLL,
+            handler: Arc::new(receipts::Poll {
+                shared: shared.clone(),
+            }),
+            retry: RetrySchedule::Exponential {
+                first: n.sms_receipt_gap,
+                max: std::time::Duration::from_secs(6 * 3600),
+                attempts: 8,
+            },
+            batch: 1,
+            poll,
+        });
+    }
+    if let Some(listener) = receipts_listener {
+        let stop = service.shutdown_token();
+        let router = receipts::router(shared.clone());
+        service.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "SMS receipt callback stopped");
+            }
         });
     }
     let api = api::Api { shared };

@@ -380,3 +380,131 @@ pub async fn sent_since(
         .fetch_one(conn)
         .await
 }
+
+/// The queue SMS receipt gaps are polled from.
+pub const RECEIPT_POLL: &str = "sms-receipts";
+
+/// Serialises everything done about one provider message id: storing a receipt and recording
+/// the send it belongs to, so one of the two always sees the other.
+pub async fn lock_message(
+    conn: &mut PgConnection,
+    provider: &str,
+    message_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("sms-receipt:{provider}:{message_id}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A delivery receipt as stored.
+pub struct StoredReceipt<'a> {
+    pub provider: &'a str,
+    pub message_id: &'a str,
+    pub status: &'a str,
+    pub code: &'a str,
+    pub description: &'a str,
+    pub reported_at: Option<DateTime<Utc>>,
+    pub source: &'a str,
+}
+
+/// Stores a receipt unless one with the same (provider, message id, status) came before;
+/// whether it is new.
+pub async fn insert_receipt(
+    conn: &mut PgConnection,
+    r: &StoredReceipt<'_>,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO sms_receipts (provider, message_id, status, code, description, reported_at, source)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(r.provider)
+    .bind(r.message_id)
+    .bind(r.status)
+    .bind(r.code)
+    .bind(r.description)
+    .bind(r.reported_at)
+    .bind(r.source)
+    .execute(conn)
+    .await?;
+    Ok(inserted.rows_affected() == 1)
+}
+
+/// A stored receipt not yet applied to its delivery: (status, code, reported at, source).
+pub type Unapplied = (String, String, Option<DateTime<Utc>>, String);
+
+pub async fn unapplied_receipts(
+    conn: &mut PgConnection,
+    provider: &str,
+    message_id: &str,
+) -> Result<Vec<Unapplied>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT status, code, reported_at, source FROM sms_receipts
+         WHERE provider = $1 AND message_id = $2 AND applied_at IS NULL ORDER BY received_at",
+    )
+    .bind(provider)
+    .bind(message_id)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn mark_receipt_applied(
+    conn: &mut PgConnection,
+    provider: &str,
+    message_id: &str,
+    status: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sms_receipts SET applied_at = clock_timestamp()
+         WHERE provider = $1 AND message_id = $2 AND status = $3",
+    )
+    .bind(provider)
+    .bind(message_id)
+    .bind(status)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The delivery a provider's message id was recorded for.
+pub async fn delivery_of_message(
+    conn: &mut PgConnection,
+    provider: &str,
+    message_id: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM deliveries WHERE provider = $1 AND provider_message_id = $2 LIMIT 1",
+    )
+    .bind(provider)
+    .bind(message_id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// How a delivery was sent: (provider, provider message id, sent at), once it was.
+pub async fn sent_via(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<(String, String, DateTime<Utc>)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT provider, provider_message_id, sent_at FROM deliveries
+         WHERE id = $1 AND provider IS NOT NULL AND provider_message_id IS NOT NULL
+           AND sent_at IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+pub async fn mark_delivered(
+    conn: &mut PgConnection,
+    id: Uuid,
+    detail: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deliveries SET state = 'delivered' WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    add_status(conn, id, "delivered", detail).await
+}

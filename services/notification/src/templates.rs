@@ -197,6 +197,45 @@ pub struct Rendered {
     pub body: String,
     /// Lower-case hex SHA-256 of the subject, a blank line and the body (the body alone for SMS).
     pub sha256: String,
+    /// SMS only: the template's variables in the order they appear, with their values. The
+    /// providers carry only pre-approved templates, filled from these (Tencent by position).
+    pub params: Vec<(String, String)>,
+}
+
+impl Rendered {
+    /// The key a provider's approved template is configured under: `receipt.sms.zh-CN.v1`
+    /// (an approved text is one version of ours).
+    pub fn provider_key(&self) -> String {
+        format!("{}.v{}", self.template_id, self.version)
+    }
+}
+
+/// The variables of a template's `{{ … }}` expressions, first appearance first.
+fn variables(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let name: String = after[..end]
+            .trim()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+fn param_value(value: Option<&serde_json::Value>) -> String {
+    match value {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
 }
 
 pub struct Templates {
@@ -269,6 +308,22 @@ impl Templates {
             .rsplit_once('.')
             .map_or(name.as_str(), |(id, _)| id)
             .to_owned();
+        let params = if channel == "sms" {
+            let source = self
+                .env
+                .get_template(name)
+                .map(|t| t.source().to_owned())
+                .unwrap_or_default();
+            variables(&source)
+                .into_iter()
+                .map(|v| {
+                    let value = param_value(facts.get(&v));
+                    (v, value)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let (subject, body) = if channel == "email" {
             let (first, rest) = text.split_once("\n\n").unwrap_or((&text, ""));
             let subject = first
@@ -296,6 +351,7 @@ impl Templates {
             subject,
             body,
             sha256: hex::encode(hasher.finalize()),
+            params,
         })
     }
 
@@ -508,6 +564,29 @@ mod tests {
                 .to_string()
                 .contains("receipt.email.en")
         );
+    }
+
+    /// What the providers' approved templates are filled with: each variable once, in order.
+    #[test]
+    fn an_sms_carries_its_variables_in_order_for_the_providers() {
+        let t = templates();
+        let sms = t
+            .render("receipt", "sms", "zh-CN", &sample_facts())
+            .unwrap();
+        assert_eq!(sms.provider_key(), "receipt.sms.zh-CN.v1");
+        assert_eq!(
+            sms.params,
+            [
+                ("reference".to_owned(), "RD-20261203-000123".to_owned()),
+                ("decision_due_date".to_owned(), "2026-12-18".to_owned()),
+            ]
+        );
+        assert_eq!(
+            variables("{{ a }}x{{b|upper}}{{ a }}{{ c_1 }}"),
+            ["a", "b", "c_1"]
+        );
+        let mail = t.render("receipt", "email", "en", &sample_facts()).unwrap();
+        assert!(mail.params.is_empty());
     }
 
     #[test]

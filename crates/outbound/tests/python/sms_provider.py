@@ -3,8 +3,13 @@ signature exactly as the provider documents it, re-implemented here independentl
 signer, and answers in the provider's documented response format.
 
     python sms_provider.py aliyun|tencent --key-id ID --secret SECRET [--mode ok|throttle|bad-number]
+        [--push URL [--push-times N]]
 
-Prints `READY <port>`, then one `SENT <json>` line per accepted message.
+Prints `READY <port>`, then one `SENT <json>` line per accepted message. With `--push`, each
+accepted message's delivery receipt is POSTed to URL in the provider's documented push format
+(Aliyun SmsReport, Tencent status callback) N times *before* the send is answered — the case of
+a receipt that arrives before the sender has recorded its send — with a `PUSHED <json>` line
+(status and body of the answer) per push.
 Aliyun: https://help.aliyun.com/document_detail/56189.html (RPC signature v1, HMAC-SHA1).
 Tencent: https://www.tencentcloud.com/document/api/382/40468 (TC3-HMAC-SHA256).
 """
@@ -21,6 +26,8 @@ import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, quote
+from urllib.request import Request, urlopen
+from urllib.error import HTTPError
 
 args = None
 lock = threading.Lock()
@@ -32,6 +39,20 @@ tencent_unpulled = []
 def emit(kind, obj):
     with lock:
         print(kind, json.dumps(obj, ensure_ascii=False), flush=True)
+
+
+def push(report):
+    """POSTs a receipt push to --push, --push-times times, before the send is answered."""
+    if not args.push:
+        return
+    data = json.dumps(report, ensure_ascii=False).encode()
+    for _ in range(args.push_times):
+        request = Request(args.push, data=data, headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urlopen(request, timeout=10) as answer:
+                emit("PUSHED", {"status": answer.status, "body": answer.read().decode()})
+        except HTTPError as e:
+            emit("PUSHED", {"status": e.code, "body": e.read().decode()})
 
 
 # ---- Aliyun -------------------------------------------------------------------------------
@@ -82,6 +103,10 @@ def aliyun(handler, body):
             sent[biz_id] = (params["PhoneNumbers"], params.get("OutId", ""))
         emit("SENT", {"provider": "aliyun", "id": biz_id, "phone": params["PhoneNumbers"], "sign": params["SignName"],
                       "template": params["TemplateCode"], "params": json.loads(params["TemplateParam"]), "ref": params.get("OutId")})
+        # SmsReport push: https://help.aliyun.com/document_detail/101867.html
+        push([{"phone_number": params["PhoneNumbers"], "send_time": "2026-12-03 10:00:00", "report_time": "2026-12-03 10:00:05",
+               "success": True, "err_code": "DELIVERED", "err_msg": "用户接收成功", "sms_size": "1", "biz_id": biz_id,
+               "out_id": params.get("OutId", "")}])
         return 200, {"Code": "OK", "Message": "OK", "BizId": biz_id, "RequestId": request_id}
     if params["Action"] == "QuerySendDetails":
         with lock:
@@ -157,6 +182,9 @@ def tencent(handler, body):
                                          "SessionContext": req.get("SessionContext", "")})
             emit("SENT", {"provider": "tencent", "id": serial, "phone": phone, "sign": req["SignName"], "template": req["TemplateId"],
                           "params": req["TemplateParamSet"], "ref": req.get("SessionContext"), "app": req["SmsSdkAppId"]})
+            # Status callback: https://www.tencentcloud.com/document/api/382/43547
+            push([{"user_receive_time": "2026-12-03 10:00:05", "nationcode": "86", "mobile": phone[3:], "report_status": "SUCCESS",
+                   "errmsg": "DELIVRD", "description": "用户短信送达成功", "sid": serial}])
         return 200, {"Response": {"SendStatusSet": [status], "RequestId": request_id}}
     if action == "PullSmsSendStatus":
         with lock:
@@ -188,6 +216,8 @@ def main():
     parser.add_argument("--key-id", required=True)
     parser.add_argument("--secret", required=True)
     parser.add_argument("--mode", default="ok", choices=["ok", "throttle", "bad-number"])
+    parser.add_argument("--push", help="URL to POST each accepted message's receipt to")
+    parser.add_argument("--push-times", type=int, default=1)
     args = parser.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     print("READY", server.server_address[1], flush=True)

@@ -309,3 +309,133 @@ pub fn case_decided(case_id: &str, complaint_id: &str, reference: &str) -> NewEv
         },
     )
 }
+
+/// A Python peer of a test (a real HTTP server on 127.0.0.1) and the lines it reports.
+pub struct Peer {
+    pub port: u16,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    _child: Child,
+}
+
+pub const SMS_KEY_ID: &str = "LTAI5tTestKeyId";
+pub const SMS_SECRET: &str = "test-secret-of-30-characters-x";
+
+/// A local stand-in for Aliyun dysmsapi or Tencent Cloud SMS that checks every request's
+/// signature exactly as the provider documents it (crates/outbound/tests/python/sms_provider.py,
+/// written independently of our signers) and reports what it accepted. `provider`: aliyun or
+/// tencent; `mode`: ok, throttle or bad-number; `push`: a receipt callback URL the provider
+/// pushes each accepted message's receipt to, `times` times, before answering the send.
+pub async fn sms_provider(provider: &str, mode: &str, push: Option<(&str, u32)>) -> Peer {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../crates/outbound/tests/python/sms_provider.py"
+    );
+    let mut args: Vec<String> = [
+        provider, "--key-id", SMS_KEY_ID, "--secret", SMS_SECRET, "--mode", mode,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Some((url, times)) = push {
+        args.extend([
+            "--push".into(),
+            url.into(),
+            "--push-times".into(),
+            times.to_string(),
+        ]);
+    }
+    Peer::start(script, &args).await
+}
+
+/// A department's webhook receiver verifying with Python `standardwebhooks` against the
+/// secrets in `secrets` (read per request).
+pub async fn webhook_receiver(secrets: &std::path::Path) -> Peer {
+    let script = script("webhook_receiver.py");
+    Peer::start(&script, &[secrets.display().to_string()]).await
+}
+
+impl Peer {
+    pub async fn start(script: &str, args: &[String]) -> Self {
+        let mut child = tokio::process::Command::new(python())
+            .arg(script)
+            .args(args)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the Python peer starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let ready = tokio::time::timeout(WAIT, lines.recv())
+            .await
+            .expect("peer ready in time")
+            .expect("peer printed READY");
+        let port = ready.strip_prefix("READY ").unwrap().parse().unwrap();
+        Self {
+            port,
+            lines,
+            _child: child,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/", self.port)
+    }
+
+    /// The next reported line of `kind` (SENT, PUSHED, REQUEST) as JSON.
+    pub async fn next(&mut self, kind: &str) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} line in time"))
+                .expect("peer still running");
+            if let Some(json) = line.strip_prefix(kind).and_then(|r| r.strip_prefix(' ')) {
+                return serde_json::from_str(json).unwrap();
+            }
+        }
+    }
+}
+
+/// Writes a `REDRESS_SMS_CONFIG` for the stand-ins: secrets in files, each provider's
+/// template ids for the receipt.
+pub fn sms_config(order: &[&str], aliyun: &str, tencent: &str, token: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("redress-sms-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("aliyun-secret");
+    std::fs::write(&secret, format!("{SMS_SECRET}\n")).unwrap();
+    let order: Vec<String> = order.iter().map(|o| format!("\"{o}\"")).collect();
+    let text = format!(
+        r#"order = [{order}]
+receipts_token = "{token}"
+
+[aliyun]
+endpoint = "{aliyun}"
+access_key_id = "{SMS_KEY_ID}"
+access_key_secret_file = "{secret}"
+sign_name = "消费者权益保护"
+timeout_secs = 5
+templates = {{ "receipt.sms.zh-CN.v1" = "SMS_0001", "receipt.sms.en.v1" = "SMS_0002" }}
+
+[tencent]
+endpoint = "{tencent}"
+secret_id = "{SMS_KEY_ID}"
+secret_key_file = "{secret}"
+sms_sdk_app_id = "1400006666"
+sign_name = "消费者权益保护"
+timeout_secs = 5
+templates = {{ "receipt.sms.zh-CN.v1" = "449739", "receipt.sms.en.v1" = "449740" }}
+"#,
+        order = order.join(", "),
+        secret = secret.display(),
+    );
+    let path = dir.join("sms.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
