@@ -85,6 +85,7 @@ pub async fn evaluate(
     pool: &PgPool,
     ctx: &crate::cells::Context,
     rules: &crate::detect::Rules,
+    denominators: &crate::report::Denominators,
     today: chrono::NaiveDate,
 ) -> Result<(usize, usize), sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -96,7 +97,9 @@ pub async fn evaluate(
         return Ok((0, 0));
     }
     let day = today.pred_opt().unwrap_or(today);
-    let signals = conditions(&mut tx, ctx, rules, day).await?;
+    let mut signals = conditions(&mut tx, ctx, rules, day).await?;
+    signals.extend(model_health(&mut tx, rules, day).await?);
+    signals.extend(partner_rates(&mut tx, rules, denominators, day).await?);
     let open: Vec<Stored> = sqlx::query_as("SELECT * FROM alerts WHERE resolved_at IS NULL")
         .fetch_all(&mut *tx)
         .await?;
@@ -231,14 +234,13 @@ async fn conditions(
             d if crate::cells::DIMENSIONS.contains(&d) => ("received", d),
             _ => continue,
         };
-        // `column` is one of the fixed dimension names.
+        // `column` and `measure` are fixed dimension and measure names.
         let rows: Vec<(String, chrono::NaiveDate, f64)> =
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {column}::text, period, sum(value)::float8 FROM agg_day \
-             WHERE measure = $1 AND period BETWEEN $2 AND $3 AND {column}::text <> '' \
-             GROUP BY 1, 2"
+                "SELECT {column}::text, period, sum({measure})::float8 FROM cube_day \
+             WHERE period BETWEEN $1 AND $2 AND {column}::text <> '' \
+             GROUP BY 1, 2 HAVING sum({measure}) <> 0"
             )))
-            .bind(measure)
             .bind(first)
             .bind(day)
             .fetch_all(&mut *tx)
@@ -261,9 +263,8 @@ async fn conditions(
     }
     let since = day - chrono::Days::new(rules.on_time.window_days.max(1) as u64 - 1);
     let (on_time, late): (f64, f64) = sqlx::query_as(
-        "SELECT coalesce(sum(value) FILTER (WHERE measure = 'on_time'), 0)::float8, \
-                coalesce(sum(value) FILTER (WHERE measure = 'late'), 0)::float8 \
-         FROM agg_day WHERE period BETWEEN $1 AND $2 AND measure IN ('on_time', 'late')",
+        "SELECT coalesce(sum(on_time), 0)::float8, coalesce(sum(late), 0)::float8 \
+         FROM cube_day WHERE period BETWEEN $1 AND $2",
     )
     .bind(since)
     .bind(day)
@@ -288,9 +289,9 @@ async fn conditions(
     }
     let since = day - chrono::Days::new(rules.vulnerable_cluster.window_days.max(1) as u64 - 1);
     let clusters: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT category, sum(value)::float8 FROM agg_day WHERE measure = 'received' \
-         AND vulnerable AND period BETWEEN $1 AND $2 AND category <> '' GROUP BY 1 \
-         HAVING sum(value) >= $3",
+        "SELECT category, sum(received)::float8 FROM cube_day \
+         WHERE vulnerable AND period BETWEEN $1 AND $2 AND category <> '' GROUP BY 1 \
+         HAVING sum(received) >= $3",
     )
     .bind(since)
     .bind(day)
@@ -316,11 +317,115 @@ async fn conditions(
     Ok(out)
 }
 
+fn condition(kind: &str, dimension: &str, value: &str, signal: crate::detect::Signal) -> Condition {
+    (
+        (kind.to_owned(), dimension.to_owned(), value.to_owned()),
+        signal,
+    )
+}
+
+/// The classifier's health: the age of the oldest complaint waiting for a specialist (from
+/// the facts: the queue is what is pending now, not a sum), and drift per model class.
+async fn model_health(
+    tx: &mut sqlx::PgConnection,
+    rules: &crate::detect::Rules,
+    day: chrono::NaiveDate,
+) -> Result<Vec<Condition>, sqlx::Error> {
+    let mut out = Vec::new();
+    let (waiting, oldest_hours): (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), (extract(epoch FROM now() - min(needs_review_at)) / 3600)::float8 \
+         FROM facts WHERE needs_review_at IS NOT NULL AND NOT overridden AND NOT withdrawn \
+         AND decided_at IS NULL",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let max = rules.review_queue.max_age_hours;
+    if let Some(hours) = oldest_hours.filter(|h| *h > max) {
+        let signal = crate::detect::Signal {
+            observed: hours,
+            expected: max,
+            threshold: max,
+            method: "threshold",
+        };
+        tracing::info!(waiting, hours, "review queue older than allowed");
+        out.push(condition(
+            "review_queue_age",
+            "queue",
+            "classification",
+            signal,
+        ));
+    }
+    let rule = &rules.model_drift;
+    let since = day - chrono::Days::new(rule.window_days.max(1) as u64 - 1);
+    let deciles: Vec<String> = (0..10)
+        .map(|k| format!("sum({})::float8", crate::cells::confidence_name(k)))
+        .collect();
+    // Column names are the confidence decile measures.
+    let classes: Vec<(String, Vec<f64>, f64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT detail, ARRAY[{}], sum(overridden)::float8 FROM cube_day \
+         WHERE period BETWEEN $1 AND $2 AND classified <> 0 GROUP BY 1",
+        deciles.join(", ")
+    )))
+    .bind(since)
+    .bind(day)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (class, deciles, overridden) in classes {
+        if let Some(signal) = crate::detect::drift(rule, &deciles, overridden) {
+            out.push(condition("model_drift", "model_class", &class, signal));
+        }
+    }
+    Ok(out)
+}
+
+/// Partners' complaint rates: the last `window_days` against the `baseline_days` before,
+/// each against the partner's volume from the denominators (partners without one are
+/// left to the count spike).
+async fn partner_rates(
+    tx: &mut sqlx::PgConnection,
+    rules: &crate::detect::Rules,
+    denominators: &crate::report::Denominators,
+    day: chrono::NaiveDate,
+) -> Result<Vec<Condition>, sqlx::Error> {
+    let rule = &rules.partner_rate;
+    let window = rule.window_days.max(1) as u64;
+    let recent_from = day - chrono::Days::new(window - 1);
+    let base_to = recent_from.pred_opt().unwrap_or(recent_from);
+    let base_from = recent_from - chrono::Days::new(rule.baseline_days.max(1) as u64);
+    let counts: Vec<(String, f64, f64)> = sqlx::query_as(
+        "SELECT partner, coalesce(sum(received) FILTER (WHERE period >= $2), 0)::float8, \
+                coalesce(sum(received) FILTER (WHERE period < $2), 0)::float8 \
+         FROM cube_day WHERE period BETWEEN $1 AND $3 AND partner <> '' GROUP BY 1",
+    )
+    .bind(base_from)
+    .bind(recent_from)
+    .bind(day)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut out = Vec::new();
+    for (partner, recent, base) in counts {
+        let volumes = (
+            denominators.partner_volume(&partner, recent_from, day),
+            denominators.partner_volume(&partner, base_from, base_to),
+        );
+        let (Some(recent_volume), Some(base_volume)) = volumes else {
+            continue;
+        };
+        if let Some(signal) =
+            crate::detect::partner_jump(rule, recent, recent_volume, base, base_volume)
+        {
+            out.push(condition("partner_rate", "partner", &partner, signal));
+        }
+    }
+    Ok(out)
+}
+
 /// Evaluates the rules every `interval` until shutdown.
 pub async fn run(
     db: redress_runtime::Database,
     ctx: std::sync::Arc<crate::cells::Context>,
     rules: crate::detect::Rules,
+    denominators: crate::report::Denominators,
     interval: std::time::Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
@@ -330,7 +435,7 @@ pub async fn run(
             _ = tokio::time::sleep(interval) => {}
         }
         let today = Utc::now().with_timezone(&ctx.tz).date_naive();
-        if let Err(error) = evaluate(db.pool(), &ctx, &rules, today).await {
+        if let Err(error) = evaluate(db.pool(), &ctx, &rules, &denominators, today).await {
             tracing::warn!(%error, "alert evaluation failed; will try again");
         }
     }

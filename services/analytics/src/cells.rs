@@ -49,8 +49,11 @@ pub const DIMENSIONS: &[&str] = &[
     "detail",
 ];
 
-/// A cell's key: its local day, dimensions and measure.
-pub type Key = (NaiveDate, Dims, &'static str);
+/// A row's key: its local day (or month) and dimensions. A row holds every measure.
+pub type Key = (NaiveDate, Dims);
+
+/// Cells of one contribution: the rows it touches, each with its measures and values.
+pub type Rows = Vec<(Key, Vec<(&'static str, i64)>)>;
 
 /// Upper bounds (hours) of the duration histogram buckets; the last bucket is open. Wide
 /// enough for a 60-day limit; percentiles read from them are exact to a bucket (README).
@@ -125,25 +128,69 @@ pub fn bucket(duration: usize, seconds: i64) -> &'static str {
         .map_or("hist_unknown", String::as_str)
 }
 
-/// Adds cells into a map, dropping those that sum to zero.
+/// The position of each stored measure in a row (`query::stored_measures`, the cube's
+/// columns).
+static MEASURE_INDEX: LazyLock<std::collections::HashMap<String, usize>> = LazyLock::new(|| {
+    crate::query::stored_measures()
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| (m, i))
+        .collect()
+});
+
+/// A measure no column holds: a bug in the contribution, reported rather than dropped.
+#[derive(Debug, thiserror::Error)]
+#[error("measure `{0}` has no column in the cube")]
+pub struct UnknownMeasure(pub &'static str);
+
+/// Adds rows into a map of (day, dimensions) → one value per stored measure.
 #[derive(Debug, Default)]
-pub struct Cells(pub BTreeMap<Key, i64>);
+pub struct Cells(pub BTreeMap<Key, Vec<i64>>);
 
 impl Cells {
-    pub fn add(&mut self, key: Key, value: i64) {
-        *self.0.entry(key).or_insert(0) += value;
+    /// Adds `sign` × each of `rows`' values.
+    pub fn add(&mut self, rows: Rows, sign: i64) -> Result<(), UnknownMeasure> {
+        let width = MEASURE_INDEX.len();
+        for (key, measures) in rows {
+            let row = self.0.entry(key).or_insert_with(|| vec![0; width]);
+            for (measure, value) in measures {
+                let i = *MEASURE_INDEX.get(measure).ok_or(UnknownMeasure(measure))?;
+                if let Some(slot) = row.get_mut(i) {
+                    *slot += sign * value;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds `sign` × the contribution of `fact`.
-    pub fn fact(&mut self, ctx: &Context, fact: &Fact, sign: i64) {
-        for (key, value) in contribution(ctx, fact) {
-            self.add(key, sign * value);
-        }
+    pub fn fact(&mut self, ctx: &Context, fact: &Fact, sign: i64) -> Result<(), UnknownMeasure> {
+        self.add(contribution(ctx, fact), sign)
     }
 
-    /// The cells with a non-zero value.
-    pub fn nonzero(self) -> impl Iterator<Item = (Key, i64)> {
-        self.0.into_iter().filter(|(_, v)| *v != 0)
+    /// The rows with a non-zero value.
+    pub fn nonzero(self) -> impl Iterator<Item = (Key, Vec<i64>)> {
+        self.0
+            .into_iter()
+            .filter(|(_, v)| v.iter().any(|x| *x != 0))
+    }
+}
+
+/// Collects a contribution's cells into rows, cloning dimensions once per row (a fact
+/// touches a handful of rows: the days of receipt, assignment, contact and decision, and
+/// the refining details).
+#[derive(Default)]
+struct Collect(Rows);
+
+impl Collect {
+    fn on(&mut self, day: NaiveDate, dims: &Dims, measure: &'static str, value: i64) {
+        if value == 0 {
+            return;
+        }
+        match self.0.iter_mut().find(|((d, k), _)| *d == day && k == dims) {
+            Some((_, measures)) => measures.push((measure, value)),
+            None => self.0.push(((day, dims.clone()), vec![(measure, value)])),
+        }
     }
 }
 
@@ -165,7 +212,7 @@ fn dims(fact: &Fact) -> Dims {
 
 /// Every cell one fact counts in. A complaint counts once it has been received: events that
 /// arrive before its `received` wait in the fact and count when it comes.
-pub fn contribution(ctx: &Context, fact: &Fact) -> Vec<(Key, i64)> {
+pub fn contribution(ctx: &Context, fact: &Fact) -> Rows {
     let Some(received) = fact.received_at else {
         return Vec::new();
     };
@@ -174,13 +221,9 @@ pub fn contribution(ctx: &Context, fact: &Fact) -> Vec<(Key, i64)> {
         detail: d.to_owned(),
         ..base.clone()
     };
-    let mut out: Vec<(Key, i64)> = Vec::with_capacity(24);
+    let mut out = Collect::default();
     let rday = ctx.day(received);
-    let mut on = |day: NaiveDate, d: &Dims, m: &'static str, v: i64| {
-        if v != 0 {
-            out.push(((day, d.clone(), m), v));
-        }
-    };
+    let mut on = |day: NaiveDate, d: &Dims, m: &'static str, v: i64| out.on(day, d, m, v);
     on(rday, &base, "received", 1);
     if let Some(at) = fact.registered_at {
         on(ctx.day(at), &base, "registered", 1);
@@ -237,7 +280,7 @@ pub fn contribution(ctx: &Context, fact: &Fact) -> Vec<(Key, i64)> {
     if let Some(decided) = fact.decided_at {
         decision(ctx, fact, decided, &base, &mut on);
     }
-    out
+    out.0
 }
 
 fn decision(
@@ -290,33 +333,26 @@ fn decision(
 }
 
 /// The cells of an event counted on its own (no complaint fact).
-pub fn standalone(ctx: &Context, ev: &Ev) -> Vec<(Key, i64)> {
+pub fn standalone(ctx: &Context, ev: &Ev) -> Rows {
     let day = ctx.day(ev.at);
+    let mut out = Collect::default();
     match &ev.body {
         Body::Rejected { channel, codes } => {
             let mut codes: Vec<&String> = codes.iter().collect();
             codes.sort();
             codes.dedup();
-            let mut out = vec![(
-                (
-                    day,
-                    Dims {
-                        channel: channel.clone(),
-                        ..Dims::default()
-                    },
-                    "rejected",
-                ),
-                1,
-            )];
+            let base = Dims {
+                channel: channel.clone(),
+                ..Dims::default()
+            };
+            out.on(day, &base, "rejected", 1);
             for code in codes {
                 let d = Dims {
-                    channel: channel.clone(),
                     detail: code.clone(),
-                    ..Dims::default()
+                    ..base.clone()
                 };
-                out.push(((day, d, "rejections_by_code"), 1));
+                out.on(day, &d, "rejections_by_code", 1);
             }
-            out
         }
         Body::Notice {
             kind,
@@ -328,19 +364,14 @@ pub fn standalone(ctx: &Context, ev: &Ev) -> Vec<(Key, i64)> {
                 detail: kind.clone(),
                 ..Dims::default()
             };
-            vec![(
-                (
-                    day,
-                    d,
-                    if *failed {
-                        "notices_failed"
-                    } else {
-                        "notices_sent"
-                    },
-                ),
-                1,
-            )]
+            let measure = if *failed {
+                "notices_failed"
+            } else {
+                "notices_sent"
+            };
+            out.on(day, &d, measure, 1);
         }
-        Body::Complaint { .. } => Vec::new(),
+        Body::Complaint { .. } => {}
     }
+    out.0
 }

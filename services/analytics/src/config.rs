@@ -35,6 +35,13 @@ pub enum Command {
         #[arg(long)]
         from: String,
     },
+    /// Writes facts and the day and month cubes as CSV files (facts.csv, cube_day.csv,
+    /// cube_month.csv) into a directory, for DuckDB or another columnar engine.
+    Export {
+        /// The directory to write into (made if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -11,6 +11,9 @@ pub struct Rules {
     pub spike: Spike,
     pub on_time: OnTime,
     pub vulnerable_cluster: Cluster,
+    pub review_queue: ReviewQueue,
+    pub model_drift: Drift,
+    pub partner_rate: PartnerRate,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +39,27 @@ pub struct OnTime {
 pub struct Cluster {
     pub min_count: f64,
     pub window_days: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReviewQueue {
+    pub max_age_hours: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Drift {
+    pub window_days: i64,
+    pub min_classified: f64,
+    pub min_overridden: f64,
+    pub alpha: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PartnerRate {
+    pub window_days: i64,
+    pub baseline_days: i64,
+    pub min_count: f64,
+    pub alpha: f64,
 }
 
 pub const RULES_V1: &str = include_str!("../data/alert-rules-v1.toml");
@@ -188,6 +212,56 @@ pub fn spike(
     })
 }
 
+/// Model drift of one class: specialists override more often than the classifier's own
+/// confidence promises. `deciles[k]` counts the complaints classified with confidence in
+/// [k/10, (k+1)/10); a complaint in decile k is expected to be overridden with probability
+/// 1 − (k + ½)/10, so the expected overrides are the sum of those (a calibrated model's
+/// promise). Alarm when P(X ≥ overridden) < alpha under a Poisson with that mean.
+pub fn drift(rule: &Drift, deciles: &[f64], overridden: f64) -> Option<Signal> {
+    let classified: f64 = deciles.iter().sum();
+    if classified < rule.min_classified || overridden < rule.min_overridden {
+        return None;
+    }
+    let expected: f64 = deciles
+        .iter()
+        .enumerate()
+        .map(|(k, n)| n * (1.0 - (k as f64 + 0.5) / 10.0))
+        .sum();
+    let p = upper_tail(overridden, expected, expected);
+    (p < rule.alpha).then_some(Signal {
+        observed: overridden / classified,
+        expected: expected / classified,
+        threshold: rule.alpha,
+        method: "poisson-tail",
+    })
+}
+
+/// A partner's complaint rate jumped: `recent` complaints against `recent_volume` (account-
+/// months of the partner's business in the window) tested against the rate of the baseline
+/// before it (`base` complaints, `base_volume` account-months). Alarm when P(X ≥ recent) <
+/// alpha under a Poisson with the baseline rate × the recent volume. Rates are per 10,000
+/// account-months. Half a complaint is added to the baseline so a partner with none before
+/// is not alarmed on the first.
+pub fn partner_jump(
+    rule: &PartnerRate,
+    recent: f64,
+    recent_volume: f64,
+    base: f64,
+    base_volume: f64,
+) -> Option<Signal> {
+    if recent < rule.min_count || recent_volume <= 0.0 || base_volume <= 0.0 {
+        return None;
+    }
+    let expected = (base + 0.5) / base_volume * recent_volume;
+    let p = upper_tail(recent, expected, expected);
+    (p < rule.alpha).then_some(Signal {
+        observed: recent / recent_volume * 10_000.0,
+        expected: expected / recent_volume * 10_000.0,
+        threshold: rule.alpha,
+        method: "poisson-rate",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +274,42 @@ mod tests {
         let nb = upper_tail(10.0, 4.0, 8.0);
         let poisson = upper_tail(10.0, 4.0, 4.0);
         assert!(nb > poisson, "overdispersion fattens the tail");
+    }
+
+    fn rules() -> Rules {
+        Rules::parse(RULES_V1).unwrap_or_else(|e| panic!("shipped rules: {e}"))
+    }
+
+    #[test]
+    fn drift_alarms_only_when_overrides_exceed_what_confidence_promises() {
+        let rule = rules().model_drift;
+        // 100 complaints at confidence 0.9–1.0: about 5 overrides expected.
+        let mut deciles = [0.0; 10];
+        deciles[9] = 100.0;
+        assert_eq!(drift(&rule, &deciles, 6.0), None);
+        let signal = drift(&rule, &deciles, 25.0).unwrap_or_else(|| panic!("25 of 100"));
+        assert!((signal.expected - 0.05).abs() < 1e-9);
+        assert!((signal.observed - 0.25).abs() < 1e-9);
+        // Low confidence promises many overrides: 40 of 100 at 0.5–0.6 is no drift.
+        let mut low = [0.0; 10];
+        low[5] = 100.0;
+        assert_eq!(drift(&rule, &low, 40.0), None);
+        // Too few classified to say.
+        let mut few = [0.0; 10];
+        few[9] = 10.0;
+        assert_eq!(drift(&rule, &few, 9.0), None);
+    }
+
+    #[test]
+    fn partner_jump_is_a_rate_test_not_a_count_test() {
+        let rule = rules().partner_rate;
+        // 30 complaints on 60,000 account-months, baseline 90 on 180,000: the same rate.
+        assert_eq!(partner_jump(&rule, 30.0, 60_000.0, 90.0, 180_000.0), None);
+        // The same count on a third of the volume: the rate tripled.
+        let s = partner_jump(&rule, 30.0, 20_000.0, 90.0, 180_000.0)
+            .unwrap_or_else(|| panic!("a tripled rate"));
+        assert!(s.observed > 2.5 * s.expected);
+        // Below the minimum count nothing alarms.
+        assert_eq!(partner_jump(&rule, 3.0, 100.0, 0.0, 180_000.0), None);
     }
 }

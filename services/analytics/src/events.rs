@@ -92,6 +92,8 @@ pub struct Class {
     pub severity: String,
     /// The overall confidence of a classifier's labels (none for a specialist's).
     pub confidence: Option<f64>,
+    /// Below the classifier's review threshold: waits for a specialist.
+    pub needs_review: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -164,6 +166,7 @@ fn class(c: &redress_proto::events::v1::Classification, specialist: bool) -> Cla
         product: c.product.clone(),
         severity: severity(c.severity),
         confidence: (!specialist).then_some(c.confidence),
+        needs_review: !specialist && c.needs_review,
     }
 }
 
@@ -295,6 +298,7 @@ pub fn body(payload: &Payload) -> Option<Body> {
                 product: e.product.clone(),
                 severity: String::new(),
                 confidence: None,
+                needs_review: false,
             }),
         ),
         P::NotificationSent(e) => notice(e.header.as_ref(), false),

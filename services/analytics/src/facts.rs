@@ -67,6 +67,8 @@ pub struct Fact {
     pub escalated_mediation: bool,
     pub escalated_regulator: bool,
     pub reopened: i32,
+    /// When the classifier sent it to the specialists' review queue (the first such event).
+    pub needs_review_at: Option<DateTime<Utc>>,
 }
 
 fn earliest(slot: &mut Option<DateTime<Utc>>, at: DateTime<Utc>) {
@@ -129,6 +131,9 @@ impl Fact {
                 }
                 if !c.severity.is_empty() && newer(&mut self.severity_v, &v) {
                     self.severity.clone_from(&c.severity);
+                }
+                if c.needs_review {
+                    earliest(&mut self.needs_review_at, ev.at);
                 }
                 if let Some(confidence) = c.confidence {
                     // The first model answer is the one a specialist may later override.
@@ -257,4 +262,5 @@ pub const COLUMNS: &[&str] = &[
     "escalated_mediation",
     "escalated_regulator",
     "reopened",
+    "needs_review_at",
 ];

@@ -22,6 +22,7 @@
 //! alerts   — spikes and thresholds, raised once and resolved (outbox)
 //! report   — management and regulator reports (HTML + SVG, CSV); svg, csv
 //! pdf      — a report's HTML printed to PDF by headless Chromium
+//! export   — facts and cubes as CSV for a columnar engine (DuckDB)
 //! gauges   — Prometheus gauges of live figures
 //! api      — gRPC
 //! ```
@@ -33,6 +34,7 @@ pub mod config;
 pub mod csv;
 pub mod detect;
 pub mod events;
+pub mod export;
 pub mod facts;
 pub mod gauges;
 pub mod handlers;
@@ -93,12 +95,36 @@ fn alert_rules(config: &Config) -> Result<detect::Rules, StartError> {
     detect::Rules::parse(&text).map_err(|e| StartError::config(setting, e))
 }
 
+async fn export(config: &Config, out: &std::path::Path) -> Result<(), StartError> {
+    use secrecy::ExposeSecret;
+    let schema = redress_runtime::db::schema_name(&config.runtime.bus_namespace, SCHEMA);
+    let db = redress_runtime::db::Database::connect(
+        config.runtime.database_url.expose_secret(),
+        SCHEMA,
+        &schema,
+        config.runtime.db_max_connections,
+        &MIGRATIONS,
+    )
+    .await?;
+    let written = export::write(db.pool(), out)
+        .await
+        .map_err(|e| StartError::config("--out", e))?;
+    for (path, bytes) in written {
+        println!("{path}\t{bytes} bytes");
+    }
+    Ok(())
+}
+
 /// Starts analytics (or runs its command) and returns once it is serving.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Exit, StartError> {
     let ctx = Arc::new(context(&config.analytics.regime)?);
     let reports = Arc::new(reports(&config)?);
     if let Some(Command::Rebuild { from }) = &config.command {
         rebuild::run(&config, ctx, from).await?;
+        return Ok(Exit::Done);
+    }
+    if let Some(Command::Export { out }) = &config.command {
+        export(&config, out).await?;
         return Ok(Exit::Done);
     }
     let rules = alert_rules(&config)?;
@@ -115,6 +141,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Exit, St
         service.db.clone(),
         ctx,
         rules,
+        reports.denominators.clone(),
         interval,
         service.shutdown_token(),
     );

@@ -276,34 +276,54 @@ impl Breakdown {
             Grain::Month | Grain::Quarter | Grain::Year | Grain::All
         );
         let table = if coarse && month_aligned(self.from) && month_aligned(self.to) {
-            "agg_month"
+            "cube_month"
         } else {
-            "agg_day"
+            "cube_day"
         };
         let dims: Vec<String> = self
             .dimensions
             .iter()
             .map(|d| format!("{d}::text"))
             .collect();
+        let reads = self.reads();
+        let stored = stored_measures();
+        if let Some(m) = reads.iter().find(|m| !stored.contains(m)) {
+            return Err(sqlx::Error::Protocol(format!(
+                "`{m}` is not a stored measure"
+            )));
+        }
+        let sums: Vec<String> = reads.iter().map(|m| format!("sum({m})")).collect();
         let mut sql = format!(
-            "SELECT period, measure, ARRAY[{}]::text[] AS dims, sum(value)::float8 \
-             FROM {table} WHERE period >= $1 AND period < $2 AND measure = ANY($3)",
-            dims.join(", ")
+            "SELECT period, ARRAY[{}]::text[] AS dims, ARRAY[{}]::float8[] \
+             FROM {table} WHERE period >= $1 AND period < $2",
+            dims.join(", "),
+            sums.join(", ")
         );
         for (i, (dim, _)) in self.filters.iter().enumerate() {
-            sql.push_str(&format!(" AND {dim}::text = ANY(${})", i + 4));
+            sql.push_str(&format!(" AND {dim}::text = ANY(${})", i + 3));
         }
-        sql.push_str(" GROUP BY period, measure, dims");
-        // Names in `sql` are checked dimension names; values are bound.
+        // A group only where one of the measures read is non-zero (as a cell of the long
+        // format existed only for a measure counted).
+        let nonzero: Vec<String> = sums.iter().map(|s| format!("{s} <> 0")).collect();
+        sql.push_str(&format!(
+            " GROUP BY period, dims HAVING {}",
+            nonzero.join(" OR ")
+        ));
+        // Names in `sql` are checked dimension and stored measure names; values are bound.
         let mut query =
-            sqlx::query_as::<_, (NaiveDate, String, Vec<String>, f64)>(sqlx::AssertSqlSafe(sql))
+            sqlx::query_as::<_, (NaiveDate, Vec<String>, Vec<f64>)>(sqlx::AssertSqlSafe(sql))
                 .bind(self.from)
-                .bind(self.to)
-                .bind(self.reads());
+                .bind(self.to);
         for (_, values) in &self.filters {
             query = query.bind(values);
         }
-        let sums = query.fetch_all(pool).await?;
+        let rows = query.fetch_all(pool).await?;
+        let mut sums = Vec::with_capacity(rows.len() * reads.len());
+        for (day, dims, values) in rows {
+            for (measure, value) in reads.iter().zip(values) {
+                sums.push((day, measure.clone(), dims.clone(), value));
+            }
+        }
         Ok(self.rows(sums))
     }
 

@@ -190,7 +190,7 @@ pub async fn replay(
 }
 
 /// The aggregate tables a swap replaces.
-const TABLES: [&str; 3] = ["facts", "agg_day", "agg_month"];
+const TABLES: [&str; 3] = ["facts", "cube_day", "cube_month"];
 
 /// Replaces the live schema's figures (and the consumers' inbox rows) with `fresh`'s, in one
 /// transaction.
@@ -198,7 +198,7 @@ pub async fn swap(live: &PgPool, fresh: &str) -> Result<(), RebuildError> {
     let consumers: Vec<String> = SOURCES.iter().map(|s| consumer_name(s.1)).collect();
     let mut tx = live.begin().await?;
     // The order live consumers take them in (inbox, then facts), so neither waits in a cycle.
-    sqlx::query("LOCK TABLE inbox, facts, agg_day, agg_month IN ACCESS EXCLUSIVE MODE")
+    sqlx::query("LOCK TABLE inbox, facts, cube_day, cube_month IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
     for table in TABLES {

@@ -23,6 +23,9 @@ pub struct Denominators {
     pub version: String,
     pub source: String,
     pub month: Vec<MonthDenominator>,
+    /// Partners' business volume per month: the denominators of their complaint rates.
+    #[serde(default)]
+    pub partner: Vec<PartnerDenominator>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,11 +34,45 @@ pub struct MonthDenominator {
     pub customers: u64,
 }
 
+/// One partner's business in one month: accounts (loans, policies) open through it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PartnerDenominator {
+    pub month: String,
+    pub partner: String,
+    pub accounts: u64,
+}
+
+fn days_in_month(day: NaiveDate) -> u32 {
+    let first = day.with_day(1).unwrap_or(day);
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(first);
+    u32::try_from((next - first).num_days())
+        .unwrap_or(30)
+        .max(1)
+}
+
 pub const DENOMINATORS_V1: &str = include_str!("../data/denominators-v1.toml");
 
 impl Denominators {
     pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
         toml::from_str(text)
+    }
+
+    /// A partner's volume over the local days `from..=to` in account-months (each day a
+    /// share of its month's accounts); `None` when a month of it has no figure.
+    pub fn partner_volume(&self, partner: &str, from: NaiveDate, to: NaiveDate) -> Option<f64> {
+        let mut volume = 0.0;
+        for day in from.iter_days().take_while(|d| *d <= to) {
+            let key = day.format("%Y-%m").to_string();
+            let accounts = self
+                .partner
+                .iter()
+                .find(|p| p.partner == partner && p.month == key)?
+                .accounts as f64;
+            volume += accounts / f64::from(days_in_month(day));
+        }
+        Some(volume)
     }
 
     fn customers(&self, month: NaiveDate) -> Option<u64> {

@@ -2,15 +2,20 @@
 //! and locked in one statement, merged in memory, written back in one, and the difference of
 //! their contributions upserted into the day and month aggregates in one statement each.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::LazyLock,
+};
 
 use chrono::{Datelike, NaiveDate};
+use serde_json::Value;
 use sqlx::PgConnection;
 
 use crate::{
-    cells::{self, Cells, Context, Dims},
+    cells::{self, Cells, Context, DIMENSIONS, Dims},
     events::{Body, Ev},
     facts::{COLUMNS, Fact},
+    query,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +24,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("a stored fact does not read back: {0}")]
     Fact(#[from] serde_json::Error),
+    #[error(transparent)]
+    Measure(#[from] cells::UnknownMeasure),
 }
 
 /// Applies `events` (each once: the caller's inbox filters redeliveries) in `conn`'s
@@ -36,9 +43,7 @@ pub async fn apply(
                 by_complaint.entry(complaint_id).or_default().push(ev);
             }
             _ => {
-                for (key, value) in cells::standalone(ctx, ev) {
-                    cells.add(key, value);
-                }
+                cells.add(cells::standalone(ctx, ev), 1)?;
             }
         }
     }
@@ -59,9 +64,9 @@ pub async fn apply(
                 continue;
             }
             if let Some(before) = &before {
-                cells.fact(ctx, before, -1);
+                cells.fact(ctx, before, -1)?;
             }
-            cells.fact(ctx, &after, 1);
+            cells.fact(ctx, &after, 1)?;
             changed.push(after);
         }
         save(conn, &changed, &existing).await?;
@@ -122,19 +127,69 @@ async fn save(
     Ok(())
 }
 
-#[derive(serde::Serialize)]
-struct CellRow<'a> {
-    period: NaiveDate,
-    measure: &'static str,
-    #[serde(flatten)]
-    dims: &'a Dims,
-    value: i64,
-}
-
 /// The first day of the month of `day`.
 pub fn month_of(day: NaiveDate) -> NaiveDate {
     day.with_day(1).unwrap_or(day)
 }
+
+/// The upsert of rows of differences into a cube table: every measure column named (a
+/// measure without a column fails the statement), absent measures read as 0, and each
+/// column added to what the row holds (a commutative upsert).
+fn upsert_sql(table: &str) -> String {
+    let measures = query::stored_measures();
+    let dims = DIMENSIONS.join(", ");
+    let types: Vec<String> = DIMENSIONS
+        .iter()
+        .map(|d| {
+            format!(
+                "{d} {}",
+                if *d == "vulnerable" {
+                    "boolean"
+                } else {
+                    "text"
+                }
+            )
+        })
+        .chain(measures.iter().map(|m| format!("{m} bigint")))
+        .collect();
+    let values: Vec<String> = measures
+        .iter()
+        .map(|m| format!("coalesce({m}, 0)"))
+        .collect();
+    let set: Vec<String> = measures
+        .iter()
+        .map(|m| format!("{m} = {table}.{m} + excluded.{m}"))
+        .collect();
+    format!(
+        "INSERT INTO {table} (period, {dims}, {measures}) \
+         SELECT period, {dims}, {values} \
+         FROM jsonb_to_recordset($1) AS x(period date, {types}) \
+         ON CONFLICT (period, {dims}) DO UPDATE SET {set}",
+        measures = measures.join(", "),
+        values = values.join(", "),
+        types = types.join(", "),
+        set = set.join(", "),
+    )
+}
+
+static UPSERT_DAY: LazyLock<String> = LazyLock::new(|| upsert_sql("cube_day"));
+static UPSERT_MONTH: LazyLock<String> = LazyLock::new(|| upsert_sql("cube_month"));
+
+/// One row as JSON: period, dimensions and the non-zero measures.
+fn row_json(period: NaiveDate, dims: &Dims, values: &[i64]) -> Result<Value, StoreError> {
+    let mut row = serde_json::to_value(dims)?;
+    if let Value::Object(map) = &mut row {
+        map.insert("period".into(), Value::String(period.to_string()));
+        for (name, v) in MEASURES.iter().zip(values) {
+            if *v != 0 {
+                map.insert(name.clone(), Value::from(*v));
+            }
+        }
+    }
+    Ok(row)
+}
+
+static MEASURES: LazyLock<Vec<String>> = LazyLock::new(query::stored_measures);
 
 /// Adds the differences to both grains, in key order (so concurrent batches lock rows in
 /// the same order).
@@ -143,43 +198,33 @@ async fn upsert(conn: &mut PgConnection, cells: Cells) -> Result<(), StoreError>
     if days.is_empty() {
         return Ok(());
     }
-    let mut months: BTreeMap<(NaiveDate, &Dims, &'static str), i64> = BTreeMap::new();
-    for ((day, dims, measure), value) in &days {
-        *months.entry((month_of(*day), dims, measure)).or_insert(0) += value;
+    let mut months: BTreeMap<(NaiveDate, &Dims), Vec<i64>> = BTreeMap::new();
+    for ((day, dims), values) in &days {
+        let sum = months
+            .entry((month_of(*day), dims))
+            .or_insert_with(|| vec![0; values.len()]);
+        for (s, v) in sum.iter_mut().zip(values) {
+            *s += v;
+        }
     }
-    let day_rows: Vec<CellRow> = days
+    let day_rows = days
         .iter()
-        .map(|((period, dims, measure), value)| CellRow {
-            period: *period,
-            measure,
-            dims,
-            value: *value,
-        })
-        .collect();
-    let month_rows: Vec<CellRow> = months
-        .into_iter()
-        .filter(|(_, v)| *v != 0)
-        .map(|((period, dims, measure), value)| CellRow {
-            period,
-            measure,
-            dims,
-            value,
-        })
-        .collect();
-    for (table, rows) in [("agg_day", day_rows), ("agg_month", month_rows)] {
+        .map(|((day, dims), values)| row_json(*day, dims, values))
+        .collect::<Result<Vec<_>, _>>()?;
+    let month_rows = months
+        .iter()
+        .filter(|(_, values)| values.iter().any(|v| *v != 0))
+        .map(|((month, dims), values)| row_json(*month, dims, values))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (sql, rows) in [(&*UPSERT_DAY, day_rows), (&*UPSERT_MONTH, month_rows)] {
         if rows.is_empty() {
             continue;
         }
-        // `table` is one of two names above.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {table} SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1) \
-             ON CONFLICT (period, measure, channel, kind, product, category, cause, severity, \
-                          vulnerable, partner, department, regime, detail) \
-             DO UPDATE SET value = {table}.value + excluded.value"
-        )))
-        .bind(serde_json::to_value(&rows)?)
-        .execute(&mut *conn)
-        .await?;
+        // Names in `sql` are the constant dimension and measure lists.
+        sqlx::query(sqlx::AssertSqlSafe(sql.as_str()))
+            .bind(Value::Array(rows))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

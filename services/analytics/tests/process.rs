@@ -71,7 +71,7 @@ async fn exactly_once_across_a_sigkill_and_rebuild_equals_incremental() {
     );
 
     // Rebuild from the streams while the service runs: the same figures.
-    sqlx::query("UPDATE agg_day SET value = value + 1000 WHERE measure = 'received'")
+    sqlx::query("UPDATE cube_day SET received = received + 1000 WHERE received <> 0")
         .execute(&live)
         .await
         .unwrap();
