@@ -169,6 +169,11 @@ pub fn candidates(events: &[Event], start: DateTime<Utc>, end: DateTime<Utc>) ->
         .collect()
 }
 
+/// Department, category, severity.
+type Stratum = (String, String, i32);
+/// A case with its SHA-256(seed ‖ case id).
+type Ranked = ([u8; 32], SampledCase);
+
 /// Draws `per_stratum` cases from each stratum: those with the smallest SHA-256(seed ‖ case
 /// id); assigns reviewers in turn over the result (sorted by stratum, then rank).
 pub fn draw(
@@ -177,7 +182,7 @@ pub fn draw(
     candidates: Vec<SampledCase>,
     reviewers: &[String],
 ) -> Vec<SampledCase> {
-    let mut strata: BTreeMap<(String, String, i32), Vec<([u8; 32], SampledCase)>> = BTreeMap::new();
+    let mut strata: BTreeMap<Stratum, Vec<Ranked>> = BTreeMap::new();
     for case in candidates {
         let rank: [u8; 32] = Sha256::new()
             .chain_update(seed)
@@ -193,7 +198,7 @@ pub fn draw(
     }
     let mut sample = Vec::new();
     for (_, mut cases) in strata {
-        cases.sort_by(|a, b| a.0.cmp(&b.0));
+        cases.sort_by_key(|(rank, _)| *rank);
         sample.extend(cases.into_iter().take(per_stratum as usize).map(|(_, c)| c));
     }
     for (i, case) in sample.iter_mut().enumerate() {

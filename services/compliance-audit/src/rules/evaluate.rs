@@ -313,7 +313,7 @@ fn extensions(judge: &mut Judge, case: &[&Event], header: &CaseHeader, all: &[&E
         let approved = ext
             .approved_by
             .as_ref()
-            .is_some_and(|a| rules.approver_roles.iter().any(|r| *r == a.role));
+            .is_some_and(|a| rules.approver_roles.contains(&a.role));
         if ext.tier >= rules.approval_from_tier && !approved {
             let by = ext
                 .approved_by
