@@ -8,12 +8,14 @@
 //! - **Consumes** `COMPLAINT_EVENTS` (durable `notification-complaints`: withdrawn) and
 //!   `CASE_EVENTS` (durable `notification-cases`: created → receipt, assigned, extended,
 //!   clock_paused / clock_resumed, decided → decision or review outcome and the survey,
-//!   withdrawn) — one consumer per stream, as NATS 2.9 has no multi-filter consumers.
-//! - **Publishes** `redress.notification.v1.{sent,failed}` through the outbox.
+//!   withdrawn) — one consumer per stream, as NATS 2.9 has no multi-filter consumers — and
+//!   every case event again (durable `notification-webhooks`) for department webhooks.
+//! - **Publishes** `redress.notification.v1.{sent,delivered,failed,webhook_disabled}` through
+//!   the outbox.
 //! - **Owns** schema `notification`: deliveries, their status history, attempts, specialist
 //!   tasks, survey opt-outs, and the cases' non-personal facts.
 //! - **API** gRPC `redress.notification.v1.NotificationService`: ListDeliveries, Resend,
-//!   Preview, ListTasks.
+//!   Preview, ListTasks, and the webhook endpoints' RPCs; an HTTP callback for SMS receipts.
 //! - **Rules as data**: which notices, by when, with their article:
 //!   `crates/regime/data/notices/<regime>.toml`; the texts: `templates/`.
 //!
@@ -25,6 +27,9 @@
 //! deliver    — the due-work handler that sends (record-before-send, in-doubt, outbox)
 //! contact    — intake GetContact at send time, never stored
 //! smtp       — e-mail over SMTP (lettre, rustls + ring, pooled)
+//! sms        — SMS through redress-outbound's providers, with failover
+//! receipts   — SMS receipts: pushed (HTTP) or asked for (due work), deduped, applied once
+//! webhooks   — department webhooks: fan-out, sending as due work, endpoint management
 //! quiet      — quiet hours
 //! mask       — masked addresses
 //! api        — gRPC

@@ -97,14 +97,14 @@ pub async fn create(
     let department = grpc::slug("department", &r.department, true)
         .map_err(|v| violations.push(v))
         .unwrap_or_default();
-    if let (Some(own), false) = (&scope.department, department.is_empty()) {
-        if *own != department {
-            violations.push(FieldViolation::new(
-                "department",
-                code::MISMATCH,
-                format!("a department head registers for their own department, `{own}`"),
-            ));
-        }
+    if let (Some(own), false) = (&scope.department, department.is_empty())
+        && *own != department
+    {
+        violations.push(FieldViolation::new(
+            "department",
+            code::MISMATCH,
+            format!("a department head registers for their own department, `{own}`"),
+        ));
     }
     let subjects: Vec<String> = if r.subjects.is_empty() {
         vec![format!("redress.case.v1.{department}.>")]

@@ -136,10 +136,10 @@ pub fn check_filter(filter: &str, department: &str, any_department: bool) -> Res
     if tokens.iter().any(|t| t.is_empty()) {
         return Err(format!("`{filter}` has an empty token"));
     }
-    if let Some(i) = tokens.iter().position(|t| *t == ">") {
-        if i + 1 != tokens.len() {
-            return Err(format!("`{filter}`: `>` may only end a filter"));
-        }
+    if let Some(i) = tokens.iter().position(|t| *t == ">")
+        && i + 1 != tokens.len()
+    {
+        return Err(format!("`{filter}`: `>` may only end a filter"));
     }
     if tokens.len() < 4 || tokens[..3] != ["redress", "case", "v1"] {
         return Err(format!(
