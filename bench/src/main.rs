@@ -9,9 +9,11 @@
 //! redress-bench classification  complaints/s per core in-process, and through the service
 //! redress-bench pipeline        channel publish → case.assigned, three processes
 //! redress-bench outbound        SMS/webhook signatures/s, webhook deliveries/s (redress-outbound)
+//! redress-bench analytics       ingest events/s (write path, service), Breakdown p99 over 1M/year
 //! redress-bench all
 //! ```
 
+mod analytics;
 mod ceiling;
 mod classification;
 mod intake;
@@ -36,6 +38,7 @@ enum Which {
     Classification,
     Pipeline,
     Outbound,
+    Analytics,
     All,
 }
 
@@ -59,6 +62,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(which, Which::Outbound | Which::All) {
         outbound::run().await?;
+    }
+    if matches!(which, Which::Analytics | Which::All) {
+        analytics::run().await?;
     }
     Ok(())
 }
