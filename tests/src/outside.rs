@@ -82,10 +82,6 @@ pub struct Owed {
     pub assigned: HashSet<String>,
 }
 
-/// A delivery as the check reads it: id, notice kind, case, state, last attempt (or creation),
-/// and whether its specialist's task (if any) says the send is in doubt.
-type DeliveryRow = (String, String, String, String, DateTime<Utc>, Option<bool>);
-
 /// Every owed notice recorded once, and each delivery sent exactly once (one mail with its
 /// Message-ID), or in doubt with at most one mail and a specialist's task; no mail that no
 /// delivery explains.
@@ -105,7 +101,7 @@ pub async fn notification(env: &TestEnv, smtp: &Smtp, owed: &Owed) -> Outside {
         |(recorded, pending)| *pending == 0 && *recorded as usize >= owed_count,
     )
     .await;
-    let rows: Vec<DeliveryRow> = sqlx::query_as(
+    let rows: Vec<(String, String, String, String, DateTime<Utc>, Option<bool>)> = sqlx::query_as(
         "SELECT d.id::text, d.kind, d.case_id, d.state,
                 COALESCE((SELECT max(a.started_at) FROM attempts a WHERE a.delivery_id = d.id),
                          d.created_at),
