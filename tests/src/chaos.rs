@@ -1,7 +1,6 @@
 //! Chaos: a steady load of channel submissions while processes, NATS and Postgres fail in
-//! turn, then a check from the outside — the channel's receipts, the streams, the databases,
-//! the mail the SMTP server received, the audit log's export — that nothing accepted was lost
-//! or duplicated ([`crate::outside`] for notification, analytics and compliance-audit). `make chaos` runs the long form
+//! turn, then a check from the outside — the channel's receipts, the streams, the databases —
+//! that nothing accepted was lost or duplicated. `make chaos` runs the long form
 //! (`redress-chaos`); `make test` a short one (tests/tests/chaos.rs).
 
 use std::{
@@ -21,9 +20,7 @@ use redress_proto::{
     bus::{self, StreamSpec},
     common::v1::Channel,
     events::v1::{Event, event::Payload},
-    intake::v1::{
-        ComplaintSubmission, Consumer, ContactMethod, SubmissionReply, submission_reply::Outcome,
-    },
+    intake::v1::{ComplaintSubmission, Consumer, SubmissionReply, submission_reply::Outcome},
 };
 use redress_runtime::{
     Bus,
@@ -33,10 +30,7 @@ use redress_runtime::{
 use sqlx::{Connection as _, PgConnection};
 use tokio_util::sync::CancellationToken;
 
-use crate::{
-    NEWER, SERVICES, Suite, newer,
-    outside::{self, Finding, Outside},
-};
+use crate::Suite;
 
 /// One thing that goes wrong.
 #[derive(Debug, Clone, Copy)]
@@ -105,8 +99,6 @@ pub struct FaultOutcome {
     pub recovered_in: Option<Duration>,
     pub lost: usize,
     pub duplicated: usize,
-    /// Notices reported in doubt (never silently twice) while or after it happened.
-    pub in_doubt: usize,
 }
 
 /// The run's result: each fault, and what was lost or duplicated outside any fault.
@@ -117,10 +109,6 @@ pub struct Report {
     pub lost: Vec<String>,
     pub duplicated: Vec<String>,
     pub dead_letters: usize,
-    /// Notices notification reported in doubt, by delivery id: allowed, never silently twice.
-    pub in_doubt: Vec<String>,
-    /// What the checks of notification, analytics and compliance-audit counted.
-    pub summary: Vec<String>,
 }
 
 impl Report {
@@ -128,7 +116,7 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| fault | recovered in | lost | duplicated | notices in doubt |\n|---|---:|---:|---:|---:|"
+            "| fault | recovered in | lost | duplicated |\n|---|---:|---:|---:|"
         );
         for f in &self.faults {
             let recovered = f.recovered_in.map_or("not recovered".to_owned(), |d| {
@@ -136,8 +124,8 @@ impl Report {
             });
             let _ = writeln!(
                 out,
-                "| {} | {recovered} | {} | {} | {} |",
-                f.fault, f.lost, f.duplicated, f.in_doubt
+                "| {} | {recovered} | {} | {} |",
+                f.fault, f.lost, f.duplicated
             );
         }
         let _ = writeln!(
@@ -148,45 +136,21 @@ impl Report {
             self.duplicated.len(),
             self.dead_letters
         );
-        for line in &self.summary {
-            let _ = writeln!(out, "{line}");
-        }
-        if !self.in_doubt.is_empty() {
-            let _ = writeln!(
-                out,
-                "notices reported in doubt (each a specialist's task): {}",
-                self.in_doubt.join(", ")
-            );
-        }
         out
     }
 }
 
-/// The run's own servers beside the suite: NATS (so it can be restarted), the SMTP server
-/// notification mails to, and the keys.
-struct Around {
-    nats: OwnNats,
-    smtp: newer::Smtp,
-    keys: newer::Keys,
-}
-
-/// Starts all six services on their own NATS, runs the plan and checks.
+/// Starts the suite on its own NATS (so NATS can be restarted), runs the plan and checks.
 pub async fn run(plan: &Plan) -> Report {
-    let mut around = Around {
-        nats: OwnNats::start().await,
-        smtp: newer::Smtp::start().await,
-        keys: newer::Keys::write(),
-    };
+    let mut nats = OwnNats::start().await;
     let mut env = TestEnv::new().await;
-    env.nats_url = around.nats.url();
+    env.nats_url = nats.url();
     let extra = [
         ("REDRESS_CLASSIFICATION_TARGET_PRECISION", "0"),
         ("REDRESS_CONSUMER_ACK_WAIT", "3s"),
         ("REDRESS_LOG_FORMAT", "json"),
     ];
-    let services: Vec<(&str, &str)> = SERVICES.into_iter().chain(NEWER).collect();
-    let own = newer::settings(&around.smtp, &around.keys);
-    let mut suite = Suite::start_services(env, &extra, &plan.replicas, &services, own).await;
+    let mut suite = Suite::start_in(env, &extra, &plan.replicas).await;
     let bus = suite.env.bus().await;
     let stop = CancellationToken::new();
     let load = Load::start(bus.clone(), plan.rate, stop.clone());
@@ -199,7 +163,7 @@ pub async fn run(plan: &Plan) -> Report {
     tokio::time::sleep(plan.between).await;
     for (n, fault) in plan.faults.iter().enumerate() {
         let (started, started_at) = (Instant::now(), chrono::Utc::now());
-        let found = apply(&mut suite, &mut around.nats, *fault, plan.outage).await;
+        let found = apply(&mut suite, &mut nats, *fault, plan.outage).await;
         let recovered_in = probe(&suite, &bus, n).await.map(|at| at - started);
         problems.extend(found.iter().cloned());
         outcomes.push(FaultOutcome {
@@ -209,13 +173,12 @@ pub async fn run(plan: &Plan) -> Report {
             recovered_in,
             lost: 0,
             duplicated: found.len(),
-            in_doubt: 0,
         });
         tokio::time::sleep(plan.between).await;
     }
     stop.cancel();
     load.finish().await;
-    let mut report = check(&suite, &bus, &load.stats, outcomes, &around).await;
+    let mut report = check(&suite, &bus, &load.stats, outcomes).await;
     report.duplicated.extend(problems);
     suite.stop().await;
     report
@@ -399,7 +362,6 @@ async fn probe(suite: &Suite, bus: &Bus, n: usize) -> Option<Instant> {
         }
         if let Some(id) = &complaint
             && has_case(suite, id).await
-            && downstream(suite, id).await
         {
             return Some(Instant::now());
         }
@@ -423,52 +385,13 @@ async fn has_case(suite: &Suite, complaint_id: &str) -> bool {
     count.is_ok_and(|c| c == 1)
 }
 
-/// Whether notification, analytics and compliance-audit have each done their part for a
-/// complaint: its receipt notice sent (or reported in doubt), its fact counted, its events
-/// logged.
-async fn downstream(suite: &Suite, complaint_id: &str) -> bool {
-    let Ok(mut conn) = PgConnection::connect(&suite.env.database_url).await else {
-        return false;
-    };
-    let schema = |s: &str| suite.env.schema(s);
-    let checks = [
-        format!(
-            "SELECT count(*) FROM {}.deliveries WHERE complaint_id = $1 AND kind = 'receipt' \
-             AND state IN ('sent', 'in_doubt')",
-            schema("notification")
-        ),
-        format!(
-            "SELECT count(*) FROM {}.facts WHERE complaint_id = $1 AND received_at IS NOT NULL",
-            schema("analytics")
-        ),
-        format!(
-            "SELECT count(*) FROM {}.log_entries WHERE complaint_id = $1",
-            schema("compliance_audit")
-        ),
-    ];
-    for sql in checks {
-        let count: Result<i64, _> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(complaint_id)
-            .fetch_one(&mut conn)
-            .await;
-        if !count.is_ok_and(|c| c > 0) {
-            return false;
-        }
-    }
-    true
-}
-
 fn submission(channel_ref: &str) -> ComplaintSubmission {
     ComplaintSubmission {
         channel: Channel::App as i32,
         channel_ref: channel_ref.into(),
         description: "我在提前还清消费贷后又被扣了一期利息，要求退还多扣的钱。".into(),
-        // Notices go by e-mail (to the run's SMTP server), one address per complaint.
         consumer: Some(Consumer {
             phone: "13800138000".into(),
-            email: format!("{channel_ref}@example.com"),
-            preferred_contact: ContactMethod::Email as i32,
-            language: "zh-CN".into(),
             ..Default::default()
         }),
         ..Default::default()
@@ -585,18 +508,6 @@ async fn submit(bus: Bus, stats: Arc<Accepted>, channel_ref: String, durable: bo
 
 /// Every message of a stream, read with an ephemeral pull consumer.
 pub async fn read_stream(bus: &Bus, spec: &StreamSpec) -> Vec<async_nats::Message> {
-    read_stream_sequenced(bus, spec)
-        .await
-        .into_iter()
-        .map(|(_, m)| m)
-        .collect()
-}
-
-/// As [`read_stream`], each message with its stream sequence.
-pub async fn read_stream_sequenced(
-    bus: &Bus,
-    spec: &StreamSpec,
-) -> Vec<(u64, async_nats::Message)> {
     let Ok(stream) = bus.jetstream().get_stream(bus.stream_name(spec.name)).await else {
         return Vec::new();
     };
@@ -623,8 +534,7 @@ pub async fn read_stream_sequenced(
         let before = out.len();
         let mut batch = batch;
         while let Some(Ok(message)) = batch.next().await {
-            let sequence = message.info().map_or(0, |i| i.stream_sequence);
-            out.push((sequence, message.split().0));
+            out.push(message.split().0);
         }
         if out.len() == before {
             break;
@@ -639,7 +549,6 @@ async fn check(
     bus: &Bus,
     stats: &Accepted,
     mut faults: Vec<FaultOutcome>,
-    around: &Around,
 ) -> Report {
     let accepted: HashSet<String> = {
         let receipts = stats.receipts.lock().map(|r| r.keys().cloned().collect());
@@ -683,10 +592,6 @@ async fn check(
     let mut duplicated = Vec::new();
     let mut duplicated_at = Vec::new();
     let mut once = HashMap::<(String, &'static str), usize>::new();
-    let mut owed = outside::Owed {
-        created: HashSet::new(),
-        assigned: HashSet::new(),
-    };
     for spec in [&bus::COMPLAINT_EVENTS, &bus::CASE_EVENTS] {
         let mut ids = HashSet::new();
         for message in read_stream(bus, spec).await {
@@ -708,11 +613,6 @@ async fn check(
                 Some(Payload::CaseAssigned(_)) => "assigned",
                 _ => continue,
             };
-            match key {
-                "created" => owed.created.insert(event.aggregate_id.clone()),
-                "assigned" => owed.assigned.insert(event.aggregate_id.clone()),
-                _ => false,
-            };
             let seen = once.entry((event.aggregate_id.clone(), key)).or_default();
             *seen += 1;
             if *seen > 1 {
@@ -722,7 +622,6 @@ async fn check(
         }
     }
     let dead_letters = read_stream(bus, &bus::DLQ).await.len();
-    let downstream = downstream_checks(suite, bus, around, &owed).await;
 
     // Attribute what went wrong to the fault during which it was first sent.
     let sent_at = stats.sent_at.lock().map(|s| s.clone()).unwrap_or_default();
@@ -739,45 +638,11 @@ async fn check(
             f.duplicated += 1;
         }
     }
-    let charge =
-        |faults: &mut [FaultOutcome], findings: &[Finding], what: fn(&mut FaultOutcome)| {
-            for at in findings.iter().filter_map(|f| f.at) {
-                if let Some(f) = faults.iter_mut().rev().find(|f| f.started_at <= at) {
-                    what(f);
-                }
-            }
-        };
-    charge(&mut faults, &downstream.lost, |f| f.lost += 1);
-    charge(&mut faults, &downstream.duplicated, |f| f.duplicated += 1);
-    charge(&mut faults, &downstream.in_doubt, |f| f.in_doubt += 1);
-    let mut lost = lost;
-    lost.extend(downstream.lost.into_iter().map(|f| f.what));
-    duplicated.extend(downstream.duplicated.into_iter().map(|f| f.what));
     Report {
         faults,
         submissions: accepted.len(),
         lost,
         duplicated,
         dead_letters,
-        in_doubt: downstream.in_doubt.into_iter().map(|f| f.what).collect(),
-        summary: downstream.summary,
     }
-}
-
-/// Notification, then analytics, then the audit log (last: the others' events are logged too).
-async fn downstream_checks(
-    suite: &Suite,
-    bus: &Bus,
-    around: &Around,
-    owed: &outside::Owed,
-) -> Outside {
-    let mut found = outside::notification(&suite.env, &around.smtp, owed).await;
-    found.merge(outside::analytics(&suite.env).await);
-    match suite.grpc_url("redress-compliance-audit") {
-        Some(url) => {
-            found.merge(outside::audit(&suite.env, bus, &url, &around.keys.verifier).await)
-        }
-        None => found.summary.push("compliance-audit: not running".into()),
-    }
-    found
 }

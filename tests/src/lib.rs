@@ -1,7 +1,6 @@
 //! The end-to-end harness: the suite as separate processes — `redress-intake`,
-//! `redress-classification` and `redress-case-coordination`, and for the chaos run also
-//! `redress-notification`, `redress-analytics` and `redress-compliance-audit` ([`newer`]) — on
-//! a fresh database and bus namespace, talked to as channels and departments do: over NATS.
+//! `redress-classification` and `redress-case-coordination` — on a fresh database and bus
+//! namespace, talked to as channels and departments do: over NATS.
 
 use std::{
     path::PathBuf,
@@ -19,8 +18,6 @@ use tokio::{
 pub use redress_runtime::testing;
 
 pub mod chaos;
-pub mod newer;
-pub mod outside;
 
 /// The services, in start order: (binary, package).
 pub const SERVICES: [(&str, &str); 3] = [
@@ -29,29 +26,18 @@ pub const SERVICES: [(&str, &str); 3] = [
     ("redress-case-coordination", "redress-case-coordination"),
 ];
 
-/// The services downstream of the pipeline, in start order: (binary, package).
-pub const NEWER: [(&str, &str); 3] = [
-    ("redress-notification", "redress-notification"),
-    ("redress-analytics", "redress-analytics"),
-    ("redress-compliance-audit", "redress-compliance-audit"),
-];
-
 /// A running suite; the processes are killed when it is dropped.
 pub struct Suite {
     pub env: TestEnv,
     /// Every process, by service: several when a service runs replicas.
     processes: Vec<Process>,
     extra: Vec<(String, String)>,
-    /// Environment of one binary only: (binary, name, value).
-    own: Vec<(&'static str, String, String)>,
     pub logs: Arc<Mutex<Vec<String>>>,
 }
 
 struct Process {
     binary: &'static str,
     package: &'static str,
-    /// Kept across restarts, so a client's address (notification's intake) stays right.
-    grpc_port: u16,
     child: Option<Child>,
 }
 
@@ -69,18 +55,6 @@ impl Suite {
         extra: &[(&str, &str)],
         replicas: &[(&str, usize)],
     ) -> Self {
-        Self::start_services(env, extra, replicas, &SERVICES, Vec::new()).await
-    }
-
-    /// As [`Suite::start_in`], with the given services (in start order) and environment for
-    /// single binaries: (binary, name, value).
-    pub async fn start_services(
-        env: TestEnv,
-        extra: &[(&str, &str)],
-        replicas: &[(&str, usize)],
-        services: &[(&'static str, &'static str)],
-        own: Vec<(&'static str, String, String)>,
-    ) -> Self {
         let mut suite = Self {
             env,
             processes: Vec::new(),
@@ -88,10 +62,9 @@ impl Suite {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            own,
             logs: Arc::new(Mutex::new(Vec::new())),
         };
-        for &(binary, package) in services {
+        for (binary, package) in SERVICES {
             let n = replicas
                 .iter()
                 .find(|(b, _)| *b == binary)
@@ -100,7 +73,6 @@ impl Suite {
                 suite.processes.push(Process {
                     binary,
                     package,
-                    grpc_port: testing::free_port(),
                     child: None,
                 });
                 suite.launch(suite.processes.len() - 1).await;
@@ -114,14 +86,6 @@ impl Suite {
         (0..self.processes.len())
             .filter(|i| self.processes[*i].binary == binary)
             .collect()
-    }
-
-    /// The gRPC address of the first process of `binary`.
-    pub fn grpc_url(&self, binary: &str) -> Option<String> {
-        self.processes
-            .iter()
-            .find(|p| p.binary == binary)
-            .map(|p| format!("http://127.0.0.1:{}", p.grpc_port))
     }
 
     /// The OS process id of process `i`, while it runs.
@@ -140,10 +104,7 @@ impl Suite {
     /// Starts process `i` (again) and waits until it is serving.
     pub async fn launch(&mut self, i: usize) {
         let Process {
-            binary,
-            package,
-            grpc_port,
-            ..
+            binary, package, ..
         } = self.processes[i];
         let path = binary_path(binary, package);
         let mut command = self.env.command(&path);
@@ -157,18 +118,10 @@ impl Suite {
                 "REDRESS_INTAKE_PSEUDONYM_KEY",
                 redress_intake::vault::dev::PSEUDONYM,
             )
-            .env("REDRESS_GRPC_ADDR", format!("127.0.0.1:{grpc_port}"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (key, value) in &self.extra {
-            command.env(key, value);
-        }
-        if let Some(intake) = self.grpc_url("redress-intake") {
-            // Notification reads contacts from intake (others ignore the setting).
-            command.env("REDRESS_INTAKE_URL", intake);
-        }
-        for (_, key, value) in self.own.iter().filter(|(b, _, _)| *b == binary) {
             command.env(key, value);
         }
         let mut child = match command.spawn() {

@@ -1,10 +1,8 @@
 //! The short chaos run of `make test` (`make chaos` runs the long one): under a steady load,
-//! intake is killed, both case-coordination replicas are killed at once, notification and
-//! compliance-audit are killed, NATS restarts, Postgres drops every connection,
-//! classification is paused past its ack wait and the cases table is locked — and every
-//! accepted submission still has exactly one complaint, one classification and one case, with
-//! each event once and no dead letter; each notice was mailed once or reported in doubt;
-//! analytics counted each complaint once; the audit log holds each event once and verifies.
+//! intake is killed, both case-coordination replicas are killed at once, NATS restarts,
+//! Postgres drops every connection, classification is paused past its ack wait and the cases
+//! table is locked — and every accepted submission still has exactly one complaint, one
+//! classification and one case, with each event once and no dead letter.
 
 use std::time::Duration;
 
@@ -17,8 +15,6 @@ async fn nothing_accepted_is_lost_or_duplicated_while_things_fail() {
         faults: vec![
             Fault::Kill("redress-intake"),
             Fault::KillAll("redress-case-coordination"),
-            Fault::Kill("redress-notification"),
-            Fault::Kill("redress-compliance-audit"),
             Fault::RestartNats,
             Fault::TerminatePostgres,
             Fault::Pause("redress-classification"),

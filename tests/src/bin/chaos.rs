@@ -1,5 +1,5 @@
-//! `redress-chaos` (`make chaos`): the long chaos run. Under a steady load, each of the six
-//! services is killed in turn (and both case-coordination replicas at once), NATS restarts, Postgres drops
+//! `redress-chaos` (`make chaos`): the long chaos run. Under a steady load, each service is
+//! killed in turn (and both case-coordination replicas at once), NATS restarts, Postgres drops
 //! every connection, each service is paused past its ack wait, a table is locked, and hostile
 //! load runs beside the steady one; then every accepted submission is checked from the
 //! outside. Prints the table and writes it to target/chaos/report.md; exits non-zero if
@@ -8,14 +8,6 @@
 use std::{process::ExitCode, time::Duration};
 
 use redress_e2e::chaos::{self, Fault, Plan};
-
-/// The load average while the table was made (`uptime`), to read the figures against.
-fn uptime() -> String {
-    std::process::Command::new("uptime")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|e| format!("uptime: {e}"))
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -30,9 +22,6 @@ async fn main() -> ExitCode {
             Fault::Kill("redress-classification"),
             Fault::Kill("redress-case-coordination"),
             Fault::KillAll("redress-case-coordination"),
-            Fault::Kill("redress-notification"),
-            Fault::Kill("redress-analytics"),
-            Fault::Kill("redress-compliance-audit"),
             Fault::RestartNats,
             Fault::TerminatePostgres,
             Fault::Pause("redress-intake"),
@@ -53,7 +42,7 @@ async fn main() -> ExitCode {
         plan.faults.len()
     );
     let report = chaos::run(&plan).await;
-    let table = format!("{}\nmachine: {}\n", report.table(), uptime());
+    let table = report.table();
     println!("{table}");
     let _ = std::fs::create_dir_all("target/chaos");
     let _ = std::fs::write("target/chaos/report.md", &table);
