@@ -57,7 +57,12 @@ async fn read(bus: &Bus, spec: StreamSpec) -> Result<Held, ReconcileError> {
         .get_stream(bus.stream_name(spec.name))
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let state = stream.info().await.map_err(|e| fail(e.to_string()))?.state.clone();
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| fail(e.to_string()))?
+        .state
+        .clone();
     // What the log's consumer has acknowledged is committed to the log; above it messages
     // are on their way, not missing.
     let floor = stream
