@@ -139,18 +139,19 @@ class Service:
     """A Redress service binary as its own process, with its own NATS user."""
 
     def __init__(self, workdir: Path, name: str, nats_url: str, password: str | None, db: Database,
-                 extra: dict[str, str] | None = None):
+                 extra: dict[str, str] | None = None, profile: str = "debug"):
         self.name = name
         self.http = free_port()
+        self.grpc = f"127.0.0.1:{free_port()}"
         self.log_path = workdir / f"{name}.log"
         target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        binary = target / "debug" / f"redress-{name}"
+        binary = target / profile / f"redress-{name}"
         env = dict(os.environ)
         env.update({
             "REDRESS_NATS_URL": nats_url,
             "REDRESS_DATABASE_URL": db.url,
             "REDRESS_BUS_NAMESPACE": "",
-            "REDRESS_GRPC_ADDR": f"127.0.0.1:{free_port()}",
+            "REDRESS_GRPC_ADDR": self.grpc,
             "REDRESS_HTTP_ADDR": f"127.0.0.1:{self.http}",
             "REDRESS_JWT_PUBLIC_KEYS": str(ROOT / "deploy/local/dev-keys/dev.pem"),
             "REDRESS_LOG_FORMAT": "json",
