@@ -60,6 +60,7 @@ done
 step "the secured bus and the R3 cluster, with real processes"
 # The debug binaries `make test` built (a no-op build then), or built elsewhere:
 # REDRESS_DEPLOY_PREBUILT=1 with CARGO_TARGET_DIR pointing at them.
-[ -n "${REDRESS_DEPLOY_PREBUILT:-}" ] || cargo build -q --locked -p redress-intake -p redress-classification -p redress-case-coordination
+[ -n "${REDRESS_DEPLOY_PREBUILT:-}" ] || cargo build -q --locked -p redress-intake -p redress-classification -p redress-case-coordination \
+  -p redress-notification -p redress-analytics -p redress-compliance-audit
 "$venv/bin/python" tests/deploy/bus_permissions.py
 "$venv/bin/python" tests/deploy/r3_cluster.py

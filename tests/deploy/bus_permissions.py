@@ -1,25 +1,29 @@
 """The secured bus, tested against a real nats-server started with the config generated from
-deploy/nats/bus.toml, and the suite (intake, classification, case-coordination as processes,
-each with its own NATS user) working end to end under those permissions.
+deploy/nats/bus.toml, and the whole suite (all six services as processes, each with its own
+NATS user) working end to end under those permissions.
 
     python tests/deploy/bus_permissions.py      (needs nats-server, Postgres, the debug binaries)
 
 Proves: a channel publishing on another channel's subject is refused; a department
 subscribing to another department's subjects gets a permission violation, and cannot widen
 its JetStream consumer's filter; a service cannot delete another's stream or read another's
-consumer; a channel's complaint reaches the department it was routed to — and only it.
+consumer; a channel's complaint reaches the department it was routed to — and only it — and
+notification, analytics and compliance-audit each do their part with their own rights.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from harness import Database, Nats, Service, check, eventually, passwords, workdir
+from harness import ROOT, Database, Nats, Service, binary, check, eventually, passwords, psql, workdir
 
 COLLECTION = ("A debt collector calls me and my family every day about a debt I do not owe, and "
               "threatened to tell my employer. They will not send validation of the debt.")
@@ -178,6 +182,43 @@ async def pipeline(server: Nats, pw: dict[str, str], results: list) -> None:
     await collections.close()
 
 
+def newer_services(work: Path, server: Nats, pw: dict[str, str], db: Database, intake: Service) -> list[Service]:
+    """Notification (calling intake's GetContact with a service key), analytics and
+    compliance-audit (signing checkpoints with a key of its own), each with its own NATS user."""
+    (work / "service").mkdir()
+    # The key id is the file's stem: `dev`, as the development public key the services trust.
+    shutil.copy(ROOT / "deploy/local/dev-keys/dev.key.pem", work / "service/dev.pem")
+    audit_key = work / "audit-signing.key"
+    subprocess.run([str(binary("compliance-audit")), "keygen", "audit.deploy.test", str(audit_key)],
+                   check=True, stdout=subprocess.DEVNULL)
+    return [
+        Service(work, "notification", server.url, pw["notification"], db,
+                {"REDRESS_INTAKE_URL": f"http://{intake.grpc}", "REDRESS_SERVICE_KEY": str(work / "service/dev.pem")}),
+        Service(work, "analytics", server.url, pw["analytics"], db),
+        Service(work, "compliance-audit", server.url, pw["compliance-audit"], db,
+                {"REDRESS_AUDIT_SIGNING_KEY_FILE": str(audit_key)}),
+    ]
+
+
+async def downstream(db: Database, results: list) -> None:
+    """What the newer services made of the pipeline's complaints, read from their schemas."""
+    async def count(sql: str):
+        out = subprocess.run([psql(), "-qAt", db.url, "-c", sql], capture_output=True, text=True)
+        n = int(out.stdout.strip() or 0) if out.returncode == 0 else 0
+        return n if n > 0 else None
+    # Two complaints: received, registered, classified, case opened and assigned — at least 10
+    # events, each appended once.
+    entries = await eventually("compliance-audit's log entries",
+                               lambda: count("SELECT CASE WHEN count(*) >= 10 THEN count(*) END FROM compliance_audit.log_entries"))
+    check(results, "compliance-audit appended the pipeline's events under its permissions", entries is not None)
+    facts = await eventually("analytics' facts", lambda: count(
+        "SELECT CASE WHEN count(*) = 2 THEN 2 END FROM analytics.facts WHERE category <> ''"))
+    check(results, "analytics counted both complaints, classified, under its permissions", facts == 2)
+    notices = await eventually("notification's receipts", lambda: count(
+        "SELECT CASE WHEN count(DISTINCT complaint_id) = 2 THEN 2 END FROM notification.deliveries"))
+    check(results, "notification recorded a notice for each complaint under its permissions", notices == 2)
+
+
 async def main() -> int:
     results: list[bool] = []
     pw = passwords()
@@ -190,11 +231,13 @@ async def main() -> int:
         for name in ("intake", "classification", "case-coordination"):
             services.append(Service(work, name, server.url, pw[name], db,
                                     {"REDRESS_CLASSIFICATION_TARGET_PRECISION": "0"}))
+        services += newer_services(work, server, pw, db, services[0])
         for s in services:
             await s.ready()
-        check(results, "intake, classification and case-coordination start with their own users", True)
+        check(results, "all six services start with their own users", True)
         await refusals(server, pw, results)
         await pipeline(server, pw, results)
+        await downstream(db, results)
         # The services name their connections redress-<service>; the test's own clients do not.
         denied = [l for l in server.violations().splitlines() if '"redress-' in l]
         check(results, "the services met no permission violation of their own", not denied, "\n".join(denied[:5]))

@@ -135,6 +135,11 @@ class Database:
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def binary(name: str, profile: str = "debug") -> Path:
+    """A Redress service binary of the build `make test` (or `make bench`) made."""
+    return Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / profile / f"redress-{name}"
+
+
 class Service:
     """A Redress service binary as its own process, with its own NATS user."""
 
@@ -144,8 +149,6 @@ class Service:
         self.http = free_port()
         self.grpc = f"127.0.0.1:{free_port()}"
         self.log_path = workdir / f"{name}.log"
-        target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-        binary = target / profile / f"redress-{name}"
         env = dict(os.environ)
         env.update({
             "REDRESS_NATS_URL": nats_url,
@@ -161,7 +164,7 @@ class Service:
         })
         if password is not None:  # None: a server without users (tests/deploy/measure.py)
             env.update({"REDRESS_NATS_USER": name, "REDRESS_NATS_PASSWORD": password})
-        self.proc = subprocess.Popen([str(binary)], env=env, stdout=open(self.log_path, "w"),
+        self.proc = subprocess.Popen([str(binary(name, profile))], env=env, stdout=open(self.log_path, "w"),
                                      stderr=subprocess.STDOUT)
 
     async def ready(self) -> None:

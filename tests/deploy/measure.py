@@ -27,7 +27,7 @@ from pathlib import Path
 
 import nats
 
-from harness import ROOT, Database, Service, workdir
+from harness import ROOT, Database, Service, binary, workdir
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PROFILE = os.environ.get("REDRESS_MEASURE_PROFILE", "debug")
@@ -118,8 +118,7 @@ async def main() -> int:
             notification["REDRESS_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
         services.append(Service(work, "notification", url, None, db, notification, PROFILE))
         audit_key = work / "audit-signing.key"
-        subprocess.run([str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / PROFILE /
-                            "redress-compliance-audit"), "keygen", "audit.measure.local", str(audit_key)],
+        subprocess.run([str(binary("compliance-audit", PROFILE)), "keygen", "audit.measure.local", str(audit_key)],
                        check=True, stdout=subprocess.DEVNULL)
         services.append(Service(work, "compliance-audit", url, None, db,
                                 {**common, "REDRESS_AUDIT_SIGNING_KEY_FILE": str(audit_key)}, PROFILE))
