@@ -6,13 +6,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use redress_proto::notification::v1 as pb;
 use redress_proto::{
-    events::v1::{FieldViolation, NoticeChannel, NoticeKind},
+    events::v1::{FieldViolation, NoticeChannel, NoticeKind, Satisfaction},
     notification::v1::{
         Delivery, ListDeliveriesRequest, ListDeliveriesResponse, ListTasksRequest,
         ListTasksResponse, PreviewRequest, PreviewResponse, ResendRequest, ResendResponse,
         StatusChange, Task, notification_service_server::NotificationService,
     },
-    vocab::{TextKind, code},
+    vocab::{TextKind, Violations, code},
 };
 use redress_runtime::{Principal, Role, event::timestamp, grpc};
 use sqlx::Row;
@@ -21,13 +21,17 @@ use uuid::Uuid;
 
 use crate::{
     Shared,
+    handlers::reply_code,
     notices::{kind_from_token, kind_token},
+    satisfaction,
     store::{self, DELIVER},
     templates::{self, sample_facts, sms_length},
     webhooks::{self, manage},
 };
 
 const READERS: &[Role] = &[Role::Specialist, Role::Compliance, Role::Admin];
+/// Longest survey comment kept.
+const MAX_COMMENT: usize = 2000;
 const RESENDERS: &[Role] = &[Role::Specialist, Role::Admin];
 
 pub struct Api {
@@ -270,6 +274,147 @@ impl NotificationService for Api {
         Ok(Response::new(ListTasksResponse { tasks }))
     }
 
+    async fn record_survey_answer(
+        &self,
+        request: Request<pb::RecordSurveyAnswerRequest>,
+    ) -> Result<Response<pb::RecordSurveyAnswerResponse>, Status> {
+        let caller = SurveyCaller::of(&request)?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let proof = Proof::parse(&mut v, &caller, &r.case_id, &r.reply_code, &r.survey_token);
+        let score = match grpc::enum_value::<Satisfaction>("satisfaction", r.satisfaction) {
+            Ok(Some(s)) if s != Satisfaction::NoAnswer => Some(s),
+            Ok(Some(_)) => {
+                v.add(
+                    "satisfaction",
+                    code::UNKNOWN_VALUE,
+                    "satisfied, neutral or dissatisfied: no answer is recorded by the service when none comes",
+                );
+                None
+            }
+            Ok(None) => {
+                v.add(
+                    "satisfaction",
+                    code::REQUIRED,
+                    "satisfied, neutral or dissatisfied",
+                );
+                None
+            }
+            Err(violation) => {
+                v.0.push(violation);
+                None
+            }
+        };
+        let comment = v.check(grpc::text(
+            "comment",
+            &r.comment,
+            MAX_COMMENT,
+            TextKind::Prose,
+            false,
+        ));
+        let channel = answer_channel(&mut v, &r.channel);
+        let (Some(proof), Some(score), Some(comment), Some(channel)) =
+            (proof, score, comment, channel)
+        else {
+            return Err(grpc::invalid(v));
+        };
+        let mut tx = self
+            .shared
+            .db
+            .pool()
+            .begin()
+            .await
+            .map_err(|e| grpc::database("record survey answer", &e))?;
+        let survey = satisfaction::survey(&mut tx, &proof.case_id)
+            .await
+            .map_err(|e| grpc::database("record survey answer", &e))?;
+        let Some((complaint_id, token)) = survey else {
+            return Err(Status::failed_precondition(format!(
+                "caseId: case `{}` has no satisfaction survey here: it is not decided yet, or its decision has not reached notification",
+                proof.case_id
+            )));
+        };
+        proof.verify(Some(token.as_str()))?;
+        let answer = satisfaction::NewAnswer {
+            case_id: &proof.case_id,
+            complaint_id: &complaint_id,
+            satisfaction: score,
+            comment: &comment,
+            channel,
+            recorded_by: &caller.subject,
+        };
+        let recorded = satisfaction::record(&mut tx, &answer)
+            .await
+            .map_err(|e| grpc::database("record survey answer", &e))?;
+        tx.commit()
+            .await
+            .map_err(|e| grpc::database("record survey answer", &e))?;
+        match recorded {
+            satisfaction::Recorded::New(a) => Ok(Response::new(pb::RecordSurveyAnswerResponse {
+                answer: Some(answer_to_pb(&a)),
+                duplicate: false,
+            })),
+            satisfaction::Recorded::Duplicate(a) => {
+                Ok(Response::new(pb::RecordSurveyAnswerResponse {
+                    answer: Some(answer_to_pb(&a)),
+                    duplicate: true,
+                }))
+            }
+            satisfaction::Recorded::Conflict(a) => Err(Status::already_exists(format!(
+                "satisfaction: the survey of case `{}` was answered `{}` at {}; a different answer is not recorded (a specialist corrects the case with case-coordination's RecordSatisfaction)",
+                a.case_id,
+                satisfaction::token(a.satisfaction),
+                a.answered_at.to_rfc3339(),
+            ))),
+        }
+    }
+
+    async fn opt_out_of_surveys(
+        &self,
+        request: Request<pb::OptOutOfSurveysRequest>,
+    ) -> Result<Response<pb::OptOutOfSurveysResponse>, Status> {
+        let caller = SurveyCaller::of(&request)?;
+        let r = request.into_inner();
+        let mut v = Violations::default();
+        let proof = Proof::parse(&mut v, &caller, &r.case_id, &r.reply_code, &r.survey_token);
+        let channel = answer_channel(&mut v, &r.channel);
+        let (Some(proof), Some(channel)) = (proof, channel) else {
+            return Err(grpc::invalid(v));
+        };
+        let mut tx = self
+            .shared
+            .db
+            .pool()
+            .begin()
+            .await
+            .map_err(|e| grpc::database("opt out of surveys", &e))?;
+        let complaint_id = store::complaint_of(&mut tx, &proof.case_id)
+            .await
+            .map_err(|e| grpc::database("opt out of surveys", &e))?
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "caseId: no case `{}` has reached notification",
+                    proof.case_id
+                ))
+            })?;
+        let token = satisfaction::survey(&mut tx, &proof.case_id)
+            .await
+            .map_err(|e| grpc::database("opt out of surveys", &e))?
+            .map(|(_, token)| token);
+        proof.verify(token.as_deref())?;
+        let (since, already) = store::opt_out(&mut tx, &complaint_id, &caller.subject, channel)
+            .await
+            .map_err(|e| grpc::database("opt out of surveys", &e))?;
+        tx.commit()
+            .await
+            .map_err(|e| grpc::database("opt out of surveys", &e))?;
+        Ok(Response::new(pb::OptOutOfSurveysResponse {
+            complaint_id,
+            since: Some(timestamp(since)),
+            already,
+        }))
+    }
+
     async fn create_webhook_endpoint(
         &self,
         request: Request<pb::CreateWebhookEndpointRequest>,
@@ -366,5 +511,152 @@ impl NotificationService for Api {
         Ok(Response::new(pb::ListWebhookMessagesResponse {
             messages: messages.iter().map(manage::message_to_pb).collect(),
         }))
+    }
+}
+
+/// Who may record a survey answer or an opt-out: a channel's system, relaying what the
+/// consumer sent (it must show the survey's reply code or token), or a specialist following up
+/// by phone (they identified the consumer; proof optional).
+struct SurveyCaller {
+    subject: String,
+    channel: bool,
+}
+
+impl SurveyCaller {
+    fn of<T>(request: &Request<T>) -> Result<Self, Status> {
+        let principal = Principal::of(request)?;
+        let channel = principal
+            .roles
+            .iter()
+            .any(|r| matches!(r, Role::Channel(_)));
+        if !channel && !principal.has(Role::Specialist) {
+            return Err(Status::permission_denied(
+                "this call needs a channel service (service:channel-*) or the role specialist",
+            ));
+        }
+        Ok(Self {
+            subject: principal.subject.clone(),
+            channel,
+        })
+    }
+}
+
+/// The case and what shows the caller answers for its consumer.
+struct Proof {
+    case_id: String,
+    reply_code: Option<String>,
+    token: Option<String>,
+}
+
+impl Proof {
+    /// Checks the fields' form; `None` (with the violations added) when one is wrong.
+    fn parse(
+        v: &mut Violations,
+        caller: &SurveyCaller,
+        case_id: &str,
+        reply_code: &str,
+        token: &str,
+    ) -> Option<Self> {
+        let case_id = v.check(redress_proto::vocab::parse_id("caseId", case_id));
+        let reply_code = reply_code.trim();
+        let token = token.trim();
+        let mut ok = true;
+        let digits = |text: &str, n: usize, digit: fn(&u8) -> bool| {
+            text.len() == n && text.as_bytes().iter().all(digit)
+        };
+        if !reply_code.is_empty() && !digits(reply_code, 4, u8::is_ascii_digit) {
+            v.add(
+                "replyCode",
+                code::INVALID_FORMAT,
+                "the four digits the survey carried",
+            );
+            ok = false;
+        }
+        if !token.is_empty() && !digits(token, 32, u8::is_ascii_hexdigit) {
+            v.add(
+                "surveyToken",
+                code::INVALID_FORMAT,
+                "the 32 hexadecimal digits of the survey's link",
+            );
+            ok = false;
+        }
+        if caller.channel && reply_code.is_empty() && token.is_empty() {
+            v.add(
+                "replyCode",
+                code::REQUIRED,
+                "a channel gives the survey's reply code (or its surveyToken)",
+            );
+            ok = false;
+        }
+        let case_id = case_id?;
+        ok.then(|| Self {
+            case_id: case_id.to_string(),
+            reply_code: (!reply_code.is_empty()).then(|| reply_code.to_owned()),
+            token: (!token.is_empty()).then(|| token.to_ascii_lowercase()),
+        })
+    }
+
+    /// Whatever proof was given must be the case's: the reply code derived from its id, the
+    /// token of its survey.
+    fn verify(&self, survey_token: Option<&str>) -> Result<(), Status> {
+        let mut v = Violations::default();
+        if let Some(given) = &self.reply_code
+            && *given != reply_code(&self.case_id)
+        {
+            v.add(
+                "replyCode",
+                code::MISMATCH,
+                "not the reply code of this case's survey",
+            );
+        }
+        if let Some(given) = &self.token
+            && survey_token != Some(given.as_str())
+        {
+            v.add(
+                "surveyToken",
+                code::MISMATCH,
+                "not the token of this case's survey",
+            );
+        }
+        v.into_result(()).map_err(grpc::invalid)
+    }
+}
+
+/// The channel an answer or opt-out came by.
+fn answer_channel(v: &mut Violations, channel: &str) -> Option<&'static str> {
+    let channel = channel.trim();
+    if channel.is_empty() {
+        v.add(
+            "channel",
+            code::REQUIRED,
+            format!("one of {}", satisfaction::CHANNELS.join(", ")),
+        );
+        return None;
+    }
+    let found = satisfaction::CHANNELS
+        .iter()
+        .copied()
+        .find(|c| c.eq_ignore_ascii_case(channel));
+    if found.is_none() {
+        v.add(
+            "channel",
+            code::UNKNOWN_VALUE,
+            format!("one of {}", satisfaction::CHANNELS.join(", ")),
+        );
+    }
+    found
+}
+
+fn answer_to_pb(a: &satisfaction::Answer) -> pb::SurveyAnswer {
+    pb::SurveyAnswer {
+        case_id: a.case_id.clone(),
+        complaint_id: a.complaint_id.clone(),
+        satisfaction: a.satisfaction.into(),
+        comment: a.comment.clone(),
+        channel: a.channel.clone(),
+        answered_at: Some(timestamp(a.answered_at)),
+        recorded_by: a.recorded_by.clone(),
+        case_state: a.case_state.clone(),
+        case_detail: a.case_detail.clone(),
     }
 }

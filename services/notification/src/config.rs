@@ -40,6 +40,15 @@ pub struct NotificationConfig {
     )]
     pub intake_url: String,
 
+    /// Case-coordination's gRPC endpoint: satisfaction answers (回访) become RecordSatisfaction
+    /// on the case.
+    #[arg(
+        long,
+        env = "REDRESS_CASES_URL",
+        default_value = "http://127.0.0.1:50053"
+    )]
+    pub cases_url: String,
+
     /// The private key (PEM) this service signs its calls with, as `service:notification`;
     /// the key id is the file's stem.
     #[arg(long, env = "REDRESS_SERVICE_KEY")]
@@ -98,6 +107,25 @@ pub struct NotificationConfig {
     /// How long after the decision the satisfaction survey (回访) is sent.
     #[arg(long, env = "REDRESS_NOTIFY_SURVEY_DELAY", default_value = "24h", value_parser = parse_duration)]
     pub survey_delay: Duration,
+
+    /// How long after the survey was sent without an answer the one reminder goes.
+    #[arg(long, env = "REDRESS_NOTIFY_SURVEY_REMINDER", default_value = "3d", value_parser = parse_duration)]
+    pub survey_reminder: Duration,
+
+    /// How long after the reminder was sent without an answer the case is recorded as not
+    /// answered (SATISFACTION_NO_ANSWER). With the survey's 24 h and the reminder's 3 days:
+    /// the follow-up is settled 7 days after the decision, the internal policy's window.
+    #[arg(long, env = "REDRESS_NOTIFY_SURVEY_NO_ANSWER", default_value = "3d", value_parser = parse_duration)]
+    pub survey_no_answer: Duration,
+
+    /// First wait before asking case-coordination again when it cannot be reached (doubling,
+    /// ±20 % jitter, up to `REDRESS_NOTIFY_CASES_RETRY_MAX`; never given up).
+    #[arg(long, env = "REDRESS_NOTIFY_CASES_RETRY_FIRST", default_value = "5s", value_parser = parse_duration)]
+    pub cases_retry_first: Duration,
+
+    /// Longest wait between two tries to reach case-coordination.
+    #[arg(long, env = "REDRESS_NOTIFY_CASES_RETRY_MAX", default_value = "10m", value_parser = parse_duration)]
+    pub cases_retry_max: Duration,
 
     /// Delivery workers (each sends one notice at a time).
     #[arg(long, env = "REDRESS_NOTIFY_WORKERS", default_value_t = 4)]

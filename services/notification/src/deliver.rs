@@ -24,7 +24,7 @@ use crate::{
     contact::ContactError,
     mask,
     notices::kind_token,
-    quiet, receipts,
+    quiet, receipts, satisfaction,
     sms::{self, SmsOutcome},
     smtp::SmtpError,
     store::{self, Pending, Sent},
@@ -58,6 +58,11 @@ impl JobHandler for Deliver {
                 "attempt {attempt} by {channel} ({provider}) was committed but its outcome never was: it may or may not have been sent"
             );
             self.in_doubt(conn, &delivery, &reason, provider).await?;
+            return Ok(Outcome::Done);
+        }
+        // A survey or reminder due when the consumer has opted out or answered meanwhile.
+        if let Some(reason) = satisfaction::suppression(conn, &delivery).await? {
+            store::suppress(conn, id, reason).await?;
             return Ok(Outcome::Done);
         }
         if let Some(later) = self.rate_limited(conn, &delivery).await? {

@@ -14,7 +14,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 
 use crate::{
-    Shared,
+    Shared, satisfaction,
     store::{self, Trigger},
 };
 
@@ -226,17 +226,26 @@ impl EventHandler<CaseDecided> for Events {
         let trigger = self.trigger(&event, h, kind, event.id.clone(), facts);
         self.record(conn, trigger).await?;
         if !p.review {
-            // 回访: the survey follows the decision after a while, once per case.
+            // 回访: the survey follows the decision after a while, once per case; its follow-up
+            // (one reminder, then no answer) is due work from the same transaction.
+            let token = satisfaction::open_survey(conn, &h.case_id, &h.complaint_id).await?;
             let mut survey = self.trigger(
                 &event,
                 h,
                 NoticeKind::SatisfactionSurvey,
                 format!("survey:{}", h.case_id),
-                json!({"reply_code": reply_code(&h.case_id)}),
+                json!({"reply_code": reply_code(&h.case_id), "survey_token": token}),
             );
             survey.send_at = Utc::now() + self.shared.settings.survey_delay;
             survey.at = survey.send_at;
-            self.record(conn, survey).await?;
+            let first_try = survey.send_at;
+            if store::record(conn, &self.shared.notices, survey)
+                .await?
+                .is_some()
+            {
+                let reminder = first_try + self.shared.settings.survey_reminder;
+                satisfaction::schedule_reminder(conn, &h.case_id, reminder).await?;
+            }
         }
         Ok(())
     }

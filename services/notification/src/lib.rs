@@ -12,10 +12,13 @@
 //!   every case event again (durable `notification-webhooks`) for department webhooks.
 //! - **Publishes** `redress.notification.v1.{sent,delivered,failed,webhook_disabled}` through
 //!   the outbox.
+//! - **Calls** intake's `GetContact` at send time, and case-coordination's `RecordSatisfaction`
+//!   with the consumer's survey answer (回访), or no answer after one reminder.
 //! - **Owns** schema `notification`: deliveries, their status history, attempts, specialist
-//!   tasks, survey opt-outs, and the cases' non-personal facts.
+//!   tasks, survey opt-outs, surveys and their answers, and the cases' non-personal facts.
 //! - **API** gRPC `redress.notification.v1.NotificationService`: ListDeliveries, Resend,
-//!   Preview, ListTasks, and the webhook endpoints' RPCs; an HTTP callback for SMS receipts.
+//!   Preview, ListTasks, RecordSurveyAnswer, OptOutOfSurveys, and the webhook endpoints'
+//!   RPCs; an HTTP callback for SMS receipts.
 //! - **Rules as data**: which notices, by when, with their article:
 //!   `crates/regime/data/notices/<regime>.toml`; the texts: `templates/`.
 //!
@@ -26,6 +29,8 @@
 //! store      — all SQL
 //! deliver    — the due-work handler that sends (record-before-send, in-doubt, outbox)
 //! contact    — intake GetContact at send time, never stored
+//! cases      — case-coordination GetCase / RecordSatisfaction
+//! satisfaction — 回访: survey follow-up (one reminder, then no answer), answers to the case
 //! smtp       — e-mail over SMTP (lettre, rustls + ring, pooled)
 //! sms        — SMS through redress-outbound's providers, with failover
 //! receipts   — SMS receipts: pushed (HTTP) or asked for (due work), deduped, applied once
@@ -36,6 +41,7 @@
 //! ```
 
 pub mod api;
+pub mod cases;
 pub mod config;
 pub mod contact;
 pub mod deliver;
@@ -44,6 +50,7 @@ pub mod mask;
 pub mod notices;
 pub mod quiet;
 pub mod receipts;
+pub mod satisfaction;
 pub mod sms;
 pub mod smtp;
 pub mod store;
@@ -79,6 +86,8 @@ pub struct Shared {
     pub notices: notices::Notices,
     pub templates: templates::Templates,
     pub contacts: contact::Contacts,
+    /// Case-coordination, for RecordSatisfaction.
+    pub cases: cases::Cases,
     pub mailer: Option<smtp::Mailer>,
     /// SMS providers in failover order, when `REDRESS_SMS_CONFIG` names any.
     pub sms: Option<sms::Sms>,
@@ -93,6 +102,11 @@ pub struct Settings {
     pub fallback: Vec<String>,
     pub rate_per_hour: u32,
     pub survey_delay: chrono::Duration,
+    /// Survey sent → the one reminder; reminder sent → no answer.
+    pub survey_reminder: chrono::Duration,
+    pub survey_no_answer: chrono::Duration,
+    /// Waits between tries to reach case-coordination with an answer (never given up).
+    pub cases_retry: RetrySchedule,
 }
 
 /// The webhook sender from the settings: the SSRF policy, the timeout, the retry policy
@@ -145,6 +159,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running,
     })?;
     let contacts = contact::Contacts::new(&n.intake_url, key)
         .map_err(|e| StartError::config("REDRESS_SERVICE_KEY", e))?;
+    let cases = cases::Cases::new(&n.cases_url, key)
+        .map_err(|e| StartError::config("REDRESS_CASES_URL", e))?;
     let mailer = match &n.smtp_url {
         Some(url) => Some(
             smtp::Mailer::new(url, n.smtp_ca.as_deref(), &n.smtp_from, n.smtp_pool)
@@ -179,6 +195,16 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running,
         rate_per_hour: n.rate_per_hour,
         survey_delay: chrono::Duration::from_std(n.survey_delay)
             .map_err(|e| StartError::config("REDRESS_NOTIFY_SURVEY_DELAY", e))?,
+        survey_reminder: chrono::Duration::from_std(n.survey_reminder)
+            .map_err(|e| StartError::config("REDRESS_NOTIFY_SURVEY_REMINDER", e))?,
+        survey_no_answer: chrono::Duration::from_std(n.survey_no_answer)
+            .map_err(|e| StartError::config("REDRESS_NOTIFY_SURVEY_NO_ANSWER", e))?,
+        cases_retry: RetrySchedule::Exponential {
+            first: n.cases_retry_first,
+            max: n.cases_retry_max.max(n.cases_retry_first),
+            // Counted by the answer itself (Outcome::Later), never exhausted.
+            attempts: u32::MAX,
+        },
     };
     let (workers, poll, retry) = (
         n.workers.max(1),
@@ -202,6 +228,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running,
         notices,
         templates,
         contacts,
+        cases,
         mailer,
         sms,
         webhooks,
@@ -259,6 +286,36 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<Running,
             poll,
         });
     }
+    // 回访: the reminder and no-answer steps, and answers passed to the case.
+    service.run_jobs(Queue {
+        name: satisfaction::FOLLOW_UP,
+        handler: Arc::new(satisfaction::FollowUp {
+            shared: shared.clone(),
+        }),
+        retry: RetrySchedule::Exponential {
+            first: n.retry_first,
+            max: std::time::Duration::from_secs(3600),
+            attempts: 8,
+        },
+        batch: 10,
+        poll,
+    });
+    service.run_jobs(Queue {
+        name: satisfaction::TO_CASE,
+        handler: Arc::new(satisfaction::ToCase {
+            shared: shared.clone(),
+        }),
+        // Unreachable case-coordination is Outcome::Later with its own backoff; this covers
+        // database errors.
+        retry: RetrySchedule::Exponential {
+            first: n.cases_retry_first,
+            max: n.cases_retry_max.max(n.cases_retry_first),
+            attempts: 8,
+        },
+        // One answer per transaction: each holds its row during a call to case-coordination.
+        batch: 1,
+        poll,
+    });
     if shared.sms.is_some() {
         service.run_jobs(Queue {
             name: store::RECEIPT_POLL,

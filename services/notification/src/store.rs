@@ -180,6 +180,65 @@ pub async fn survey_opt_out(
         .await
 }
 
+/// A pending delivery that must not go after all (surveys only: opted out, or answered).
+pub async fn suppress(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE deliveries SET state = 'suppressed' WHERE id = $1 AND state = 'pending'")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    add_status(conn, id, "suppressed", reason).await
+}
+
+/// Records that a complaint's consumer wants no more surveys, and suppresses the surveys and
+/// reminders still pending for them; since when, and whether they had asked before.
+pub async fn opt_out(
+    conn: &mut PgConnection,
+    complaint_id: &str,
+    recorded_by: &str,
+    channel: &str,
+) -> Result<(DateTime<Utc>, bool), sqlx::Error> {
+    let inserted: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "INSERT INTO survey_opt_outs (complaint_id, recorded_by, channel) VALUES ($1, $2, $3)
+         ON CONFLICT (complaint_id) DO NOTHING RETURNING at",
+    )
+    .bind(complaint_id)
+    .bind(recorded_by)
+    .bind(channel)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(at) = inserted {
+        let pending: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE deliveries SET state = 'suppressed'
+             WHERE complaint_id = $1 AND state = 'pending' AND NOT legal
+               AND kind IN ('satisfaction_survey', 'satisfaction_reminder')
+             RETURNING id",
+        )
+        .bind(complaint_id)
+        .fetch_all(&mut *conn)
+        .await?;
+        for id in pending {
+            add_status(conn, id, "suppressed", "the consumer opted out of surveys").await?;
+        }
+        return Ok((at, false));
+    }
+    let at = sqlx::query_scalar("SELECT at FROM survey_opt_outs WHERE complaint_id = $1")
+        .bind(complaint_id)
+        .fetch_one(conn)
+        .await?;
+    Ok((at, true))
+}
+
+/// The complaint a case is about, when the case's events were seen here.
+pub async fn complaint_of(
+    conn: &mut PgConnection,
+    case_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT complaint_id FROM cases WHERE case_id = $1")
+        .bind(case_id)
+        .fetch_optional(conn)
+        .await
+}
+
 pub async fn add_status(
     conn: &mut PgConnection,
     id: Uuid,
