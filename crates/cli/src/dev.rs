@@ -126,7 +126,14 @@ pub async fn run(mut args: Args, given: Given) -> anyhow::Result<()> {
     .await
     .context("starting case-coordination")?;
 
-    let newer = start_newer(&runtime, &dev_keys, intake.endpoints.grpc, &shutdown).await?;
+    let newer = start_newer(
+        &runtime,
+        &dev_keys,
+        intake.endpoints.grpc,
+        cases.endpoints.grpc,
+        &shutdown,
+    )
+    .await?;
     let running: Vec<Running> = [intake, classification, cases]
         .into_iter()
         .chain(newer)
@@ -140,12 +147,14 @@ pub async fn run(mut args: Args, given: Given) -> anyhow::Result<()> {
 }
 
 /// Notification, analytics and compliance-audit, in their slots after the first three, with
-/// development keys where none is configured: notification signs its calls to intake with the
-/// development key, compliance-audit signs checkpoints with a key made for this run.
+/// development keys where none is configured: notification signs its calls to intake and
+/// case-coordination with the development key, compliance-audit signs checkpoints with a key
+/// made for this run.
 async fn start_newer(
     runtime: &dyn Fn(u16) -> RuntimeConfig,
     dev_keys: &std::path::Path,
     intake_grpc: SocketAddr,
+    cases_grpc: SocketAddr,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Vec<Running>> {
     let mut notification: redress_notification::Config = from_env("redress-notification")?;
@@ -161,6 +170,10 @@ async fn start_newer(
     }
     if std::env::var_os("REDRESS_INTAKE_URL").is_none() {
         n.intake_url = format!("http://{intake_grpc}");
+    }
+    // Survey answers (回访) go to this run's case-coordination.
+    if std::env::var_os("REDRESS_CASES_URL").is_none() {
+        n.cases_url = format!("http://{cases_grpc}");
     }
     let notification = redress_notification::run(notification, shutdown.clone())
         .await
