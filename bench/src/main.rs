@@ -10,6 +10,7 @@
 //! redress-bench pipeline        channel publish → case.assigned, three processes
 //! redress-bench outbound        SMS/webhook signatures/s, webhook deliveries/s (redress-outbound)
 //! redress-bench analytics       ingest events/s (write path, service), Breakdown p99 over 1M/year
+//! redress-bench notification    notices/s sent to a local SMTP server (aiosmtpd), proof committed
 //! redress-bench all
 //! ```
 
@@ -17,6 +18,7 @@ mod analytics;
 mod ceiling;
 mod classification;
 mod intake;
+mod notification;
 mod outbound;
 mod pipeline;
 mod report;
@@ -39,6 +41,7 @@ enum Which {
     Pipeline,
     Outbound,
     Analytics,
+    Notification,
     All,
 }
 
@@ -65,6 +68,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if matches!(which, Which::Analytics | Which::All) {
         analytics::run().await?;
+    }
+    if matches!(which, Which::Notification | Which::All) {
+        notification::run().await?;
     }
     Ok(())
 }
